@@ -1,0 +1,7 @@
+"""`python -m device` is `voice-device`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,278 @@
+"""Settings: frozen dataclasses with units in their names, loaded from a TOML file.
+
+Every threshold the device uses lives here, with the default it was measured at.
+`load_config` rejects unknown keys (suggesting the closest known one), wrong types and
+out-of-range values with a message that names the key and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError
+
+CONFIG_ENV = "VOICE_DEVICE_CONFIG"
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """Capture and playback devices."""
+
+    capture_device: str = "default"
+    """ALSA name (`plughw:CARD=ArrayUAC10,DEV=0`), exact PortAudio name, a unique
+    substring of one, or an index."""
+    capture_rate_hz: int = 16000
+    """Rate the capture device is opened at; anything else than 16000 is resampled."""
+    capture_channels: int = 1
+    """Channels the device delivers (6 for a ReSpeaker USB 4-mic array)."""
+    capture_channel: int = 0
+    """Which channel feeds the pipeline (ReSpeaker: 0 is the on-board processed signal)."""
+    capture_block_ms: float = 10.0
+    """Capture callback period."""
+    playback_device: str = "default"
+    """Same forms as capture_device (`plughw:CARD=sndrpihifiberry,DEV=0` for an I2S DAC)."""
+    playback_rate_hz: int = 48000
+    """DAC rate; answers are resampled to it."""
+    playback_block_ms: float = 10.0
+    """Playback callback period; at most 20 ms so a fade starts within one period."""
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.capture_channel < self.capture_channels, "audio.capture_channel",
+               f"must be in 0..{self.capture_channels - 1} (audio.capture_channels = {self.capture_channels})")
+        _check(5.0 <= self.playback_block_ms <= 20.0, "audio.playback_block_ms",
+               "must be 5..20 ms: longer periods delay the start of a fade")
+        _check(5.0 <= self.capture_block_ms <= 64.0, "audio.capture_block_ms", "must be 5..64 ms")
+        for key in ("capture_rate_hz", "playback_rate_hz"):
+            _check(8000 <= getattr(self, key) <= 192000, f"audio.{key}", "must be 8000..192000 Hz")
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    """Silero VAD and the speech segmenter."""
+
+    model: str = "silero_vad"
+    """Model name in models/manifest.toml."""
+    onset_threshold: float = 0.5
+    """Speech probability at which speech starts."""
+    offset_threshold: float = 0.35
+    """Probability below which a frame counts as silence (hysteresis)."""
+    min_speech_ms: float = 64.0
+    """Speech must last this long before speech_start is reported."""
+    min_silence_ms: float = 320.0
+    """Silence must last this long before speech_end is reported."""
+
+    def __post_init__(self) -> None:
+        _check(0.0 < self.offset_threshold <= self.onset_threshold < 1.0, "vad.offset_threshold",
+               "must satisfy 0 < offset_threshold <= onset_threshold < 1")
+
+
+@dataclass(frozen=True)
+class BargeInConfig:
+    """When talking over the device counts as an interruption."""
+
+    vad_threshold: float = 0.5
+    """VAD probability that counts a frame as speech for barge-in."""
+    onset_frames: int = 1
+    """Consecutive speech frames (32 ms each) that open a tentative barge-in."""
+    tentative_user_prob: float = 0.5
+    """Evidence (probability that a person, not the echo, is talking) needed to go tentative."""
+    confirm_user_prob: float = 0.8
+    """Evidence a speech frame needs to count towards confirmation."""
+    confirm_frames: int = 3
+    """Speech frames with enough evidence that confirm a barge-in (3 = 96 ms)."""
+    reject_silence_frames: int = 4
+    """Consecutive non-speech frames that reject a tentative barge-in."""
+    reject_weak_frames: int = 4
+    """Consecutive speech frames whose evidence is below tentative_user_prob (the echo
+    explains them) that reject a tentative barge-in."""
+    max_tentative_ms: float = 640.0
+    """A tentative barge-in not confirmed within this time is rejected."""
+    duck_db: float = -24.0
+    """Output level while a barge-in is tentative."""
+    duck_ms: float = 15.0
+    """Ramp time into the duck."""
+    unduck_ms: float = 120.0
+    """Ramp time back to full level after a rejected barge-in."""
+    fade_ms: float = 80.0
+    """Fade-out once a barge-in is confirmed (the seed's 50-100 ms graceful interruption)."""
+    preroll_ms: float = 300.0
+    """Audio kept from before the onset for the next turn's recognizer."""
+
+    def __post_init__(self) -> None:
+        _check(self.duck_db < 0, "bargein.duck_db", "must be negative (a level below full scale)")
+        _check(50.0 <= self.fade_ms <= 100.0, "bargein.fade_ms",
+               "must be 50..100 ms: shorter clicks, longer sounds like the device is not listening")
+        _check(self.confirm_frames >= 1 and self.onset_frames >= 1, "bargein.confirm_frames",
+               "onset_frames and confirm_frames must be at least 1")
+        _check(0.0 <= self.preroll_ms <= 1000.0, "bargein.preroll_ms", "must be 0..1000 ms")
+
+
+@dataclass(frozen=True)
+class EchoGateConfig:
+    """The reference-aware gate: how much of the mic energy the played audio explains."""
+
+    lags: int = 10
+    """Frames (32 ms each) of reference history the echo model spans: delay plus room tail."""
+    step_size: float = 0.3
+    """NLMS step size of the per-band echo model (0..1; larger learns faster, noisier)."""
+    warmup_frames: int = 30
+    """Frames of audible playback (32 ms each) the echo model learns from after start-up
+    before its evidence counts; until then the gate treats what it hears as echo."""
+    margin_db: float = 4.0
+    """Unexplained energy this far above the expected echo + noise gives p = 0.5."""
+    slope_db: float = 2.0
+    """Width of the logistic that maps the margin to a probability."""
+
+    def __post_init__(self) -> None:
+        _check(1 <= self.lags <= 64, "echo_gate.lags", "must be 1..64 frames")
+        _check(0.0 < self.step_size <= 1.0, "echo_gate.step_size", "must be in (0, 1]")
+        _check(self.slope_db > 0, "echo_gate.slope_db", "must be > 0")
+
+
+@dataclass(frozen=True)
+class ListenConfig:
+    """Taking in the user's words."""
+
+    wake: str = "vad"
+    """What wakes the device from IDLE: vad (any speech) or none (only an explicit wake)."""
+    end_silence_ms: float = 700.0
+    """Silence after speech that ends the utterance."""
+    timeout_s: float = 8.0
+    """Listening this long without speech goes back to IDLE."""
+    max_utterance_s: float = 20.0
+    """An utterance is cut here even if the user keeps talking."""
+
+    def __post_init__(self) -> None:
+        _check(self.wake in ("vad", "none"), "listen.wake", f"is {self.wake!r}; use vad or none")
+        _check(self.end_silence_ms >= 100, "listen.end_silence_ms", "must be >= 100 ms")
+
+
+@dataclass(frozen=True)
+class TelemetryConfig:
+    """The event log and OpenTelemetry."""
+
+    events_path: str = ""
+    """JSON-lines event log file; empty for none."""
+    exporter: str = "none"
+    """OpenTelemetry span exporter: none, console or otlp."""
+    otlp_endpoint: str = ""
+    """OTLP/HTTP endpoint when exporter = otlp (e.g. http://localhost:4318/v1/traces)."""
+
+    def __post_init__(self) -> None:
+        _check(self.exporter in ("none", "console", "otlp"), "telemetry.exporter",
+               f"is {self.exporter!r}; use none, console or otlp")
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """The closed echo loop of the file-backed backend (replay)."""
+
+    room: str = "small"
+    """Room response: small (a living-room corner, RT60 ~0.3 s) or none (direct path only)."""
+    echo_gain_db: float = 0.0
+    """Level of the device's own voice at the mic relative to what it plays."""
+    output_delay_ms: float = 24.0
+    """Time from the DAC callback to the sound reaching the mic (buffers + air)."""
+    noise_db: float = -70.0
+    """Level of white noise added to the mic (dBFS RMS); -120 for none."""
+    tick_ms: float = 10.0
+    """Virtual clock step: the period of both simulated callbacks."""
+    seed: int = 0
+    """Seed for the room response and the noise."""
+
+    def __post_init__(self) -> None:
+        _check(self.room in ("small", "none"), "simulation.room", f"is {self.room!r}; use small or none")
+        _check(self.output_delay_ms >= 0, "simulation.output_delay_ms", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the device reads from its config file."""
+
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    vad: VadConfig = field(default_factory=VadConfig)
+    bargein: BargeInConfig = field(default_factory=BargeInConfig)
+    echo_gate: EchoGateConfig = field(default_factory=EchoGateConfig)
+    listen: ListenConfig = field(default_factory=ListenConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
+
+
+def _check(ok: bool, key: str, problem: str) -> None:
+    if not ok:
+        raise ConfigError("config_value", f"{key} {problem}")
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read the TOML file at `path` (or $VOICE_DEVICE_CONFIG); defaults when neither is set."""
+    if path is None:
+        path = os.environ.get(CONFIG_ENV) or None
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError("config_missing", f"{path}: no such config file (copy config.example.toml)") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError("config_syntax", f"{path}: not valid TOML: {err}") from None
+    return config_from_dict(data, source=str(path))
+
+
+def config_from_dict(data: dict, source: str = "config") -> Config:
+    """Build a Config from parsed TOML, checking every key and type."""
+    return _build(Config, data, prefix="", source=source)
+
+
+def with_overrides(config: Config, **sections: dict) -> Config:
+    """A copy of `config` with some fields replaced, e.g. with_overrides(c, vad={"onset_threshold": 0.6})."""
+    merged = {}
+    for f in dataclasses.fields(config):
+        section = dataclasses.asdict(getattr(config, f.name))
+        section.update(sections.get(f.name, {}))
+        merged[f.name] = section
+    unknown = set(sections) - set(merged)
+    if unknown:
+        raise ConfigError("config_unknown_key", f"unknown config section(s): {', '.join(sorted(unknown))}")
+    return config_from_dict(merged)
+
+
+def _build(cls: type, data: dict, prefix: str, source: str):
+    if not isinstance(data, dict):
+        raise ConfigError("config_type", f"{source}: [{prefix.rstrip('.')}] must be a table")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {prefix}{close[0]}?" if close else f"; known keys: {', '.join(known)}"
+            raise ConfigError("config_unknown_key", f"{source}: unknown key {prefix}{key}{hint}")
+        expected = hints[key]
+        if dataclasses.is_dataclass(expected):
+            kwargs[key] = _build(expected, value, prefix=f"{prefix}{key}.", source=source)
+        else:
+            kwargs[key] = _coerce(value, expected, f"{prefix}{key}", source)
+    return cls(**kwargs)
+
+
+def _coerce(value, expected, key: str, source: str):
+    origin = typing.get_origin(expected)
+    if origin in (typing.Union, types.UnionType):
+        expected = next(a for a in typing.get_args(expected) if a is not type(None))
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected in (int, float, str, bool) and (
+        not isinstance(value, expected) or (expected is int and isinstance(value, bool))
+    ):
+        raise ConfigError(
+            "config_type", f"{source}: {key} must be {expected.__name__}, got {type(value).__name__} {value!r}"
+        )
+    return value
