@@ -1,0 +1,135 @@
+"""Pure barge-in policy: per-frame evidence in, tentative/confirmed/rejected out. No I/O.
+
+While the device is speaking or thinking, a speech onset that the echo does not fully
+explain opens a *tentative* barge-in (the device ducks at once). Speech frames whose
+evidence says "a person, not the echo" accumulate; enough of them *confirm* it (fade
+out, cancel the turn). Silence, speech the echo explains (once the duck has made the
+echo quieter, a person stands out even more), or a timeout *reject* it (unduck,
+carry on).
+
+The evidence is a probability that a person is talking to the device, from whatever
+sits in that seam: the reference-aware echo gate today, the ML classifier later.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+from ..config import BargeInConfig
+from .segmenter import FRAME_S
+
+
+class Phase(enum.Enum):
+    """Where the policy is."""
+
+    WATCHING = "watching"  # device active, no barge-in under way
+    TENTATIVE = "tentative"  # ducked, gathering evidence
+    CONFIRMED = "confirmed"  # decided; stays here until the device stops being active
+    INACTIVE = "inactive"  # device idle or listening: barge-in does not apply
+
+
+@dataclass(frozen=True)
+class BargeInDecision:
+    """A decision: `kind` is bargein_tentative, bargein_confirmed or bargein_rejected."""
+
+    kind: str
+    onset_s: float
+    """Start of the first speech frame of this barge-in (for pre-roll)."""
+    reason: str = ""
+    """Why it was rejected (silence, echo, timeout) or confirmed (evidence)."""
+    evidence_frames: int = 0
+
+
+class BargeInPolicy:
+    """The state machine of one barge-in at a time."""
+
+    def __init__(self, config: BargeInConfig) -> None:
+        self._cfg = config
+        self._max_tentative_frames = max(1, math.ceil(config.max_tentative_ms / 1000 / FRAME_S))
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget any barge-in under way; the next active frame starts watching afresh."""
+        self.phase = Phase.INACTIVE
+        self._rearmed = True
+        self._reset_counts()
+
+    def _reset_counts(self) -> None:
+        self._onset_run = 0
+        self._onset_s = 0.0
+        self._evidence = 0
+        self._silence_run = 0
+        self._weak_run = 0
+        self._frames = 0
+
+    def update(self, frame_start_s: float, vad_prob: float, user_prob: float, active: bool) -> list[BargeInDecision]:
+        """Feed one frame; `active` is whether the device is speaking or thinking.
+
+        Returns the decisions this frame made: none, one, or a tentative and its
+        confirmation together when a single frame is enough evidence.
+        """
+        if not active:
+            self.reset()
+            return []
+        if self.phase is Phase.INACTIVE:
+            self.phase = Phase.WATCHING
+        speech = vad_prob >= self._cfg.vad_threshold
+        decisions = []
+        if self.phase is Phase.WATCHING:
+            tentative = self._watch(frame_start_s, speech, user_prob)
+            if tentative is None:
+                return []
+            decisions.append(tentative)
+        if self.phase is Phase.TENTATIVE:
+            weighed = self._weigh(speech, user_prob)
+            if weighed is not None:
+                decisions.append(weighed)
+        return decisions  # CONFIRMED: latched until the device goes inactive
+
+    def _watch(self, frame_start_s: float, speech: bool, user_prob: float) -> BargeInDecision | None:
+        if not (speech and user_prob >= self._cfg.tentative_user_prob):
+            self._onset_run = 0
+            self._rearmed = True
+            return None
+        if not self._rearmed:
+            return None  # the sound that was just rejected is still going: wait for a fresh onset
+        if self._onset_run == 0:
+            self._onset_s = frame_start_s
+        self._onset_run += 1
+        if self._onset_run < self._cfg.onset_frames:
+            return None
+        self.phase = Phase.TENTATIVE
+        self._frames = -1  # the onset frame is weighed too, but does not count towards the timeout
+        self._silence_run = 0
+        self._weak_run = 0
+        self._evidence = 0
+        return BargeInDecision("bargein_tentative", self._onset_s)
+
+    def _weigh(self, speech: bool, user_prob: float) -> BargeInDecision | None:
+        self._frames += 1
+        if speech:
+            self._silence_run = 0
+            if user_prob >= self._cfg.confirm_user_prob:
+                self._evidence += 1
+            self._weak_run = 0 if user_prob >= self._cfg.tentative_user_prob else self._weak_run + 1
+        else:
+            self._silence_run += 1
+        if self._evidence >= self._cfg.confirm_frames:
+            self.phase = Phase.CONFIRMED
+            return BargeInDecision("bargein_confirmed", self._onset_s, "evidence", self._evidence)
+        if self._silence_run >= self._cfg.reject_silence_frames:
+            return self._reject("silence")
+        if self._weak_run >= self._cfg.reject_weak_frames:
+            return self._reject("echo")
+        if self._frames >= self._max_tentative_frames:
+            return self._reject("timeout")
+        return None
+
+    def _reject(self, reason: str) -> BargeInDecision:
+        decision = BargeInDecision("bargein_rejected", self._onset_s, reason, self._evidence)
+        self.phase = Phase.WATCHING
+        self._rearmed = reason == "silence"  # after echo or timeout the sound is still going
+        self._reset_counts()
+        return decision

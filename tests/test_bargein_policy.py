@@ -1,0 +1,78 @@
+"""The barge-in policy on synthetic probability sequences (one entry per 32 ms frame)."""
+
+from dataclasses import replace
+
+from device.config import BargeInConfig
+from device.listen.bargein import BargeInPolicy, Phase
+from device.listen.segmenter import FRAME_S
+
+CFG = BargeInConfig(vad_threshold=0.5, onset_frames=1, tentative_user_prob=0.3, confirm_user_prob=0.8,
+                    confirm_frames=3, reject_silence_frames=4, reject_weak_frames=4, max_tentative_ms=640)
+
+
+def run(policy, frames, active=True):
+    """frames: list of (vad, p_user); returns [(frame index, kind, reason)]."""
+    out = []
+    for i, (vad, p) in enumerate(frames):
+        for d in policy.update(i * FRAME_S, vad, p, active):
+            out.append((i, d.kind, d.reason))
+    return out
+
+
+def test_person_talking_over_is_tentative_then_confirmed():
+    frames = [(0.1, 0.0)] * 5 + [(0.9, 0.5), (0.95, 0.9), (0.97, 0.95), (0.98, 0.9)] + [(0.9, 0.9)] * 5
+    assert run(BargeInPolicy(CFG), frames) == [(5, "bargein_tentative", ""), (8, "bargein_confirmed", "evidence")]
+
+
+def test_onset_time_is_the_first_speech_frame():
+    policy = BargeInPolicy(replace(CFG, onset_frames=2))
+    decisions = []
+    for i, (vad, p) in enumerate([(0.1, 0)] * 3 + [(0.9, 0.9)] * 6):
+        decisions += policy.update(i * FRAME_S, vad, p, True)
+    assert decisions[0].kind == "bargein_tentative" and decisions[0].onset_s == 3 * FRAME_S
+
+
+def test_one_frame_enough_confirms_in_the_same_frame():
+    policy = BargeInPolicy(replace(CFG, confirm_frames=1))
+    assert run(policy, [(0.9, 0.9)]) == [(0, "bargein_tentative", ""), (0, "bargein_confirmed", "evidence")]
+
+
+def test_speech_that_stops_is_rejected_after_the_silence_frames():
+    frames = [(0.9, 0.5)] + [(0.1, 0.0)] * 6
+    assert run(BargeInPolicy(CFG), frames) == [(0, "bargein_tentative", ""), (4, "bargein_rejected", "silence")]
+
+
+def test_speech_the_echo_explains_is_rejected():
+    frames = [(0.9, 0.5)] + [(0.9, 0.05)] * 6
+    assert run(BargeInPolicy(CFG), frames) == [(0, "bargein_tentative", ""), (4, "bargein_rejected", "echo")]
+
+
+def test_undecided_speech_times_out_and_needs_a_fresh_onset():
+    frames = [(0.9, 0.5)] * 40 + [(0.2, 0.0)] + [(0.9, 0.5)]  # above tentative, below confirm
+    assert run(BargeInPolicy(CFG), frames) == [
+        (0, "bargein_tentative", ""), (20, "bargein_rejected", "timeout"), (41, "bargein_tentative", "")]
+
+
+def test_no_tentative_without_speech_or_evidence():
+    policy = BargeInPolicy(CFG)
+    assert run(policy, [(0.4, 1.0)] * 10 + [(0.9, 0.1)] * 10) == []
+    assert policy.phase is Phase.WATCHING
+
+
+def test_confirmed_is_latched_until_inactive_then_watches_again():
+    policy = BargeInPolicy(replace(CFG, confirm_frames=1))
+    assert len(run(policy, [(0.9, 0.9)] * 5)) == 2
+    assert policy.phase is Phase.CONFIRMED
+    run(policy, [(0.9, 0.9)], active=False)
+    assert policy.phase is Phase.INACTIVE
+    assert [k for _, k, _ in run(policy, [(0.9, 0.9)])] == ["bargein_tentative", "bargein_confirmed"]
+
+
+def test_inactive_device_never_decides():
+    assert run(BargeInPolicy(CFG), [(0.99, 0.99)] * 20, active=False) == []
+
+
+def test_rejection_then_a_new_onset_is_a_new_tentative():
+    frames = [(0.9, 0.5)] + [(0.1, 0)] * 4 + [(0.9, 0.9)] * 4
+    kinds = [k for _, k, _ in run(BargeInPolicy(CFG), frames)]
+    assert kinds == ["bargein_tentative", "bargein_rejected", "bargein_tentative", "bargein_confirmed"]
