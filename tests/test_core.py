@@ -1,0 +1,101 @@
+"""The device's loop: one cancellation per turn, nothing left running, spans recorded."""
+
+import asyncio
+
+import numpy as np
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from conftest import onset_of
+from device.audio.simulated import SimulatedBackend
+from device.audio.wav import read_mono
+from device.config import Config, TelemetryConfig
+from device.core import VoiceDevice
+from device.state import Event, State
+from device.telemetry import EventLog, Telemetry
+from device.turn import AnswerChunk, Utterance
+
+
+class StalledResponder:
+    """A turn that never gets its first token: what a slow LLM looks like from the loop."""
+
+    def __init__(self):
+        self.calls: list[Utterance] = []
+        self.cancelled = 0
+
+    async def respond(self, utterance):
+        self.calls.append(utterance)
+        try:
+            await asyncio.Event().wait()
+            yield AnswerChunk(np.zeros(10, np.float32), 16000)  # never reached
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+
+
+def speech(recordings, name, seconds):
+    onset = onset_of(name)
+    audio = read_mono(recordings / name, 16000)
+    return audio[int(onset * 16000) - 1600 : int((onset + seconds) * 16000)]
+
+
+def conversation(recordings):
+    """A question at 0.5 s, then, while the device thinks, the user speaks again at 4 s."""
+    mic = np.zeros(16000 * 8, dtype=np.float32)
+    first = speech(recordings, "interrupt_f3.wav", 1.8)
+    second = speech(recordings, "interrupt_m3.wav", 1.2)
+    mic[8000 : 8000 + len(first)] += first
+    mic[64000 : 64000 + len(second)] += second
+    return mic
+
+
+async def run_device(recordings, responder, exporter=None):
+    config = Config()
+    backend = SimulatedBackend(conversation(recordings), audio=config.audio, simulation=config.simulation)
+    device = VoiceDevice(config, backend, events=EventLog(), responder=responder,
+                         telemetry=Telemetry(TelemetryConfig(), exporter=exporter))
+    await asyncio.wait_for(device.run(), 60)
+    leftovers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    return device, leftovers
+
+
+def test_speaking_while_the_device_thinks_cancels_the_turn(recordings):
+    responder = StalledResponder()
+    device, leftovers = asyncio.run(run_device(recordings, responder))
+    events = device.events.records
+    kinds = [e["event"] for e in events]
+    assert kinds.count("bargein_confirmed") == 1
+    confirmed = next(e for e in events if e["event"] == "bargein_confirmed")
+    assert 4.0 < confirmed["t"] < 4.3
+    # The stalled turn got exactly one cancellation, and it finished within the bound.
+    cancelled = [e for e in events if e["event"] == "turn_cancelled"]
+    assert cancelled[0]["cause"] == "bargein_confirmed" and cancelled[0]["finished"] is True
+    assert cancelled[0]["heard_s"] == 0.0  # nothing had been played
+    # The new words went to a new turn, with their first syllables.
+    assert len(responder.calls) == 2
+    second = responder.calls[1]
+    assert second.after_bargein and second.start_s < 4.0
+    # At the end of the input the second turn was stopped too: every turn cancelled once.
+    assert responder.cancelled == 2
+    assert device.state is State.IDLE
+    assert leftovers == []  # no task of any turn outlives the device
+
+
+def test_turn_and_bargein_spans(recordings):
+    exporter = InMemorySpanExporter()
+    asyncio.run(run_device(recordings, StalledResponder(), exporter))
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert spans["bargein.detect"].attributes["outcome"] == "confirmed"
+    handle = spans["bargein.handle"].attributes
+    assert handle["operations_cancelled"] and handle["llm_stopped"] and handle["tts_stopped"] is False
+    assert handle["cancel_ms"] >= 0
+    turns = [s for s in exporter.get_finished_spans() if s.name == "turn"]
+    assert len(turns) == 2 and all(s.attributes.get("cancelled") for s in turns)
+
+
+def test_stale_result_of_a_cancelled_turn_is_dropped():
+    config = Config()
+    backend = SimulatedBackend(np.zeros(1600, np.float32), audio=config.audio, simulation=config.simulation)
+    device = VoiceDevice(config, backend, events=EventLog())
+    device.dispatch(Event.ANSWER_DONE, turn_id=41)  # a result of a turn that no longer exists
+    assert device.state is State.IDLE
+    assert device.events.records[-1]["event"] == "stale_event"

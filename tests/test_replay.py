@@ -1,0 +1,53 @@
+"""The whole device in the closed echo loop (virtual clock), on the test recordings."""
+
+import asyncio
+
+import pytest
+
+from conftest import onset_of
+from device.config import Config, with_overrides
+from device.replay import replay
+
+
+def run(recordings, name, **simulation):
+    config = with_overrides(Config(), simulation=simulation) if simulation else Config()
+    return asyncio.run(asyncio.wait_for(replay(config, recordings / name, recordings / "answer.wav"), 120))
+
+
+@pytest.mark.parametrize("name", ["interrupt_f3.wav", "interrupt_m3.wav"])
+def test_user_interruption_is_confirmed_and_the_answer_stops(recordings, name):
+    result = run(recordings, name)
+    onset = onset_of(name)
+    assert result.confirmations == 1 and result.confirmed_s > onset
+    assert onset < result.output_minus20db_s <= result.output_silent_s
+    # The fade takes 80 ms; the answer stops well before its natural end.
+    assert result.answer_played_s < onset + 1.0
+    cancelled = next(e for e in result.events if e["event"] == "turn_cancelled")
+    assert cancelled["finished"] is True
+    assert abs(cancelled["heard_s"] - result.confirmed_s) < 0.1  # what went out until the cancel
+
+
+def test_next_turn_listens_with_preroll(recordings):
+    result = run(recordings, "interrupt_f3.wav")
+    onset = onset_of("interrupt_f3.wav")
+    utterance = next(e for e in result.events if e["event"] == "utterance")
+    assert utterance["after_bargein"] is True
+    assert utterance["start"] <= onset - 0.2  # ~300 ms before the detected onset: first syllables kept
+    assert utterance["end"] > onset + 1.0  # and the rest of what the user said
+    states = [(e["from"], e["to"]) for e in result.events if e["event"] == "state"]
+    assert states[:3] == [("idle", "speaking"), ("speaking", "speaking"), ("speaking", "listening")]
+
+
+@pytest.mark.parametrize("room", ["small", "none"])
+def test_own_echo_with_noise_is_not_an_interruption(recordings, room):
+    result = run(recordings, "no_user_noise.wav", room=room)
+    assert result.confirmations == 0
+    assert result.answer_played_s == pytest.approx(11.2, abs=0.3)  # the whole answer went out
+    assert result.tentatives <= 2  # an occasional duck, not a pumping output
+
+
+def test_replay_is_deterministic(recordings):
+    def virtual(result):  # every field but cancel_ms, which is measured on the wall clock
+        return [{k: v for k, v in e.items() if k != "cancel_ms"} for e in result.events]
+
+    assert virtual(run(recordings, "interrupt_m3.wav")) == virtual(run(recordings, "interrupt_m3.wav"))
