@@ -1,0 +1,88 @@
+"""The benchmark's replay set: device answers, user interruptions, echo levels, rooms.
+
+Made once with Piper (the device) and espeak-ng (users) and cached under
+bench/.cache/ (not in git); `make_set()` returns the scenarios. Echo levels are given
+as the echo's level at the mic relative to the user's speech, the figure that makes
+barge-in hard: the device speaks at -20 dBFS, users at -26 dBFS, so an echo gain of
+0 dB puts the echo ~6 dB above the user.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from device.audio.wav import write_wav
+from device.scenarios import (DEVICE_LEVEL_DBFS, INTERRUPTIONS, RATE_HZ, USER_LEVEL_DBFS, USER_VOICES, at_level,
+                              device_says, interruption, no_user)
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+ANSWERS = (
+    "Here is a short story. Once upon a time, in a small village by the sea, there lived an old fisherman "
+    "and his wife. Every morning he rowed out past the rocks and cast his net into the cold grey water.",
+    "Tomorrow will be mostly sunny with a high of twenty two degrees. In the afternoon a light breeze comes "
+    "in from the west, and there is a small chance of showers in the evening, so take a jacket.",
+    "To make a simple tomato sauce, warm some olive oil in a pan, add chopped garlic and cook it gently "
+    "for a minute. Then add a tin of tomatoes, a pinch of salt, and let it simmer for twenty minutes.",
+    "The train to the city leaves every fifteen minutes during the day. The journey takes about forty "
+    "minutes, and you can buy a ticket at the machine on the platform or with the app on your phone.",
+)
+ECHO_OVER_USER_DB = (-10.0, 0.0, 10.0, 20.0)
+
+
+def echo_gain_for(echo_over_user_db: float) -> float:
+    """simulation.echo_gain_db that puts the echo `echo_over_user_db` above the user."""
+    return echo_over_user_db - (DEVICE_LEVEL_DBFS - USER_LEVEL_DBFS)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One replay: the user's recording and the answer the device is speaking."""
+
+    name: str
+    user_wav: Path
+    answer_wav: Path
+    onset_s: float | None
+    answer_s: float
+
+
+def _answers() -> list[tuple[Path, float]]:
+    out = []
+    for i, text in enumerate(ANSWERS):
+        path = CACHE / f"answer{i}.wav"
+        if not path.exists():
+            audio, rate = device_says(text)
+            write_wav(path, at_level(audio, DEVICE_LEVEL_DBFS), rate)
+        meta = CACHE / f"answer{i}.json"
+        if not meta.exists():
+            from device.audio.wav import read_wav
+
+            meta.write_text(json.dumps({"seconds": read_wav(path).duration_s}))
+        out.append((path, json.loads(meta.read_text())["seconds"]))
+    return out
+
+
+def make_set(per_answer: int = 6) -> tuple[list[Scenario], list[Scenario]]:
+    """(interruptions, echo-only) scenarios; each interruption has a different voice and text."""
+    CACHE.mkdir(exist_ok=True)
+    rng = np.random.default_rng(7)
+    interrupts, echo_only = [], []
+    for a, (answer_wav, seconds) in enumerate(_answers()):
+        for k in range(per_answer):
+            index = a * per_answer + k
+            path = CACHE / f"user{index}.wav"
+            onset_at = float(rng.uniform(1.5, seconds - 3.0))
+            if not path.exists():
+                voice = USER_VOICES[index % len(USER_VOICES)]
+                text = INTERRUPTIONS[(index // len(USER_VOICES) + index) % len(INTERRUPTIONS)]
+                interruption(text, voice, at_s=onset_at, total_s=seconds, seed=index).save(path)
+            onset = json.loads(path.with_suffix(".json").read_text())["onset_s"]
+            interrupts.append(Scenario(f"a{a}-u{index}", path, answer_wav, onset, seconds))
+        path = CACHE / f"nouser{a}.wav"
+        if not path.exists():
+            no_user(seconds, noise_dbfs=-55.0, seed=100 + a).save(path)
+        echo_only.append(Scenario(f"a{a}-none", path, answer_wav, None, seconds))
+    return interrupts, echo_only
