@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
 
 from .config import Config, load_config, with_overrides
 from .errors import DeviceError
@@ -26,13 +27,18 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("replay", help="the whole device in a closed echo loop on recordings")
     p.add_argument("--mic", required=True, help="the user's recording: the mic input before echo (WAV)")
-    p.add_argument("--play", required=True, help="the answer the device speaks (WAV)")
+    p.add_argument("--play", help="an answer the device speaks first (WAV); without it the device starts idle")
     p.add_argument("--out", required=True, help="where to write what the DAC received (WAV)")
     p.add_argument("--events", required=True, help="where to write the event log (JSON lines)")
     p.add_argument("--room", choices=["small", "none"], help="room response of the echo path (default: config)")
     p.add_argument("--echo-db", type=float, help="echo level at the mic relative to the output (default: config)")
     p.add_argument("--realtime", action="store_true", help="pace the virtual clock to the wall clock")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    p.add_argument("--listen-only", action="store_true",
+                   help="no recognition or answers: only the listening stack and barge-in")
+
+    p = sub.add_parser("demo", help="a whole conversation with an interruption, offline; writes results")
+    p.add_argument("--out-dir", default="demo-out", help="where to write output.wav, events, history, timeline")
 
     p = sub.add_parser("run", help="the device on the real audio devices set in config")
     p.add_argument("--play", help="speak this WAV first (try interrupting it)")
@@ -56,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
             detect(config, args.mic, args.ref, sys.stdout)
         elif args.command == "replay":
             return _replay(config, args)
+        elif args.command == "demo":
+            from .demo import run_demo
+
+            print(run_demo(config, Path(args.out_dir)))
         elif args.command == "run":
             return _run(config, args)
     except DeviceError as err:
@@ -89,13 +99,19 @@ def _replay(config: Config, args) -> int:
         overrides["echo_gain_db"] = args.echo_db
     if overrides:
         config = with_overrides(config, simulation=overrides)
-    result = asyncio.run(replay(config, args.mic, args.play, out_wav=args.out, events_path=args.events,
-                                realtime=args.realtime))
+    engines = None
+    if not args.listen_only:
+        from .app import load_engines
+
+        engines = load_engines(config)
+    result = asyncio.run(replay(config, args.mic, args.play, engines=engines, out_wav=args.out,
+                                events_path=args.events, realtime=args.realtime))
     print(result_json(result) if args.json else format_result(result))
     return 0
 
 
 def _run(config: Config, args) -> int:
+    from .app import attach, load_engines
     from .audio.pyaudio_backend import PyAudioBackend
     from .audio.wav import read_wav
     from .core import VoiceDevice
@@ -106,10 +122,12 @@ def _run(config: Config, args) -> int:
     if args.play:
         audio = read_wav(args.play)
         speak = RecordedAnswer(audio.mono(), audio.sample_rate_hz)
+    engines = load_engines(config)
 
     async def main_task() -> None:
         events = EventLog(path=args.events or config.telemetry.events_path or None)
         device = VoiceDevice(config, PyAudioBackend(config.audio), events=events, telemetry=Telemetry(config.telemetry))
+        attach(device, engines)
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

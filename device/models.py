@@ -11,7 +11,8 @@ from pathlib import Path
 
 from .errors import ModelError
 
-MODELS_DIR = Path(os.environ.get("VOICE_DEVICE_MODELS", Path(__file__).resolve().parent.parent / "models"))
+REPO_DIR = Path(__file__).resolve().parent.parent  # the checkout setup.sh installed from
+MODELS_DIR = Path(os.environ.get("VOICE_DEVICE_MODELS", REPO_DIR / "models"))
 
 
 @dataclass(frozen=True)

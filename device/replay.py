@@ -20,6 +20,7 @@ import numpy as np
 from .audio.simulated import MIC_RATE_HZ, SimulatedBackend
 from .audio.wav import read_mono, read_wav, write_wav
 from .config import Config
+from .app import Engines, attach
 from .core import VoiceDevice
 from .errors import AudioInputError
 from .telemetry import EventLog, Telemetry
@@ -44,6 +45,10 @@ class ReplayResult:
     rejections: int
     answer_played_s: float
     events: list[dict]
+    history: list[dict]
+    output: np.ndarray
+    gains: np.ndarray
+    mic: np.ndarray
 
     def after_onset_ms(self, value: float | None) -> float | None:
         """`value` relative to the user onset, in ms."""
@@ -84,28 +89,41 @@ def measure_output(gains: np.ndarray, rate_hz: int, onset_s: float) -> tuple[flo
 async def replay(
     config: Config,
     user_wav: str | Path,
-    answer_wav: str | Path,
+    answer_wav: str | Path | None = None,
     *,
+    engines: Engines | None = None,
     out_wav: str | Path | None = None,
     events_path: str | Path | None = None,
     realtime: bool = False,
     onset_s: float | None = None,
+    frame_observer=None,
 ) -> ReplayResult:
-    """Run the device on USER (mic) while it speaks ANSWER; returns the figures."""
+    """Run the device on USER (its mic, before echo); it starts by speaking ANSWER if given.
+
+    With `engines` the device recognises what it hears and answers (whole turns);
+    without, it only listens, which is all the barge-in figures need.
+    """
     user_wav = Path(user_wav)
     user = read_mono(user_wav, MIC_RATE_HZ)
-    answer = read_wav(answer_wav)
-    answer_mono = answer.mono()
+    speak = None
+    length = len(user)
+    if answer_wav is not None:
+        answer = read_wav(answer_wav)
+        speak = RecordedAnswer(answer.mono(), answer.sample_rate_hz)
+        length = max(length, int(answer.duration_s * MIC_RATE_HZ))
     if onset_s is None:
         onset_s = read_sidecar(user_wav).get("onset_s")
-    length = max(len(user), int(answer.duration_s * MIC_RATE_HZ))
     mic_input = np.zeros(length, dtype=np.float32)
     mic_input[: len(user)] = user
     backend = SimulatedBackend(mic_input, audio=config.audio, simulation=config.simulation, realtime=realtime)
     events = EventLog(path=events_path)
     device = VoiceDevice(config, backend, events=events, telemetry=Telemetry(config.telemetry))
+    if engines is not None:
+        attach(device, engines)
+    if frame_observer is not None:
+        device.frame_observers.append(frame_observer)
     try:
-        await device.run(speak=RecordedAnswer(answer_mono, answer.sample_rate_hz))
+        await device.run(speak=speak)
     finally:
         events.close()
     rate = config.audio.playback_rate_hz
@@ -127,6 +145,10 @@ async def replay(
         rejections=count("bargein_rejected"),
         answer_played_s=backend.playback.samples_played / rate,
         events=records,
+        history=device.conversation.to_json(),
+        output=out,
+        gains=backend.gains,
+        mic=mic_input,
     )
 
 
@@ -153,6 +175,5 @@ def format_result(result: ReplayResult) -> str:
 
 def result_json(result: ReplayResult) -> str:
     """The figures as one JSON object (events left out)."""
-    data = dataclasses.asdict(result)
-    data.pop("events")
-    return json.dumps(data)
+    skip = {"events", "output", "gains", "mic"}
+    return json.dumps({f.name: getattr(result, f.name) for f in dataclasses.fields(result) if f.name not in skip})

@@ -40,10 +40,9 @@ class Event(enum.Enum):
 class Action(enum.Enum):
     """What the dispatcher does on a transition, in table order."""
 
-    START_LISTENING = "start_listening"  # begin an utterance (with pre-roll after a barge-in)
-    STOP_LISTENING = "stop_listening"
-    START_TURN = "start_turn"  # run STT -> LLM -> TTS -> playback for the utterance
-    START_ANSWER = "start_answer"  # play a given answer (SPEAK)
+    START_LISTENING = "start_listening"  # a new turn: recognise from the pre-roll on
+    STOP_LISTENING = "stop_listening"  # the utterance is complete: the turn goes on to answer
+    START_ANSWER = "start_answer"  # a turn that plays a given answer (SPEAK)
     DUCK = "duck"
     UNDUCK = "unduck"
     FADE_OUT = "fade_out"
@@ -65,9 +64,9 @@ _INTERRUPT = (A.FADE_OUT, A.CANCEL_TURN)
 TABLE: dict[tuple[State, Event], Transition] = {
     (S.IDLE, E.WAKE): Transition(S.LISTENING, (A.START_LISTENING,)),
     (S.IDLE, E.SPEAK): Transition(S.SPEAKING, (A.START_ANSWER,)),
-    (S.LISTENING, E.UTTERANCE_END): Transition(S.THINKING, (A.STOP_LISTENING, A.START_TURN)),
-    (S.LISTENING, E.LISTEN_TIMEOUT): Transition(S.IDLE, (A.STOP_LISTENING,)),
-    (S.LISTENING, E.STOP): Transition(S.IDLE, (A.STOP_LISTENING,)),
+    (S.LISTENING, E.UTTERANCE_END): Transition(S.THINKING, (A.STOP_LISTENING,)),
+    (S.LISTENING, E.LISTEN_TIMEOUT): Transition(S.IDLE, (A.STOP_LISTENING, A.CANCEL_TURN)),
+    (S.LISTENING, E.STOP): Transition(S.IDLE, (A.STOP_LISTENING, A.CANCEL_TURN)),
     (S.THINKING, E.ANSWER_AUDIO): Transition(S.SPEAKING),
     (S.THINKING, E.ANSWER_DONE): Transition(S.IDLE, (A.END_TURN,)),
     (S.THINKING, E.TURN_FAILED): Transition(S.IDLE, (A.END_TURN,)),

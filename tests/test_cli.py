@@ -73,9 +73,15 @@ def test_replay_cli_writes_output_and_events(recordings, tmp_path):
     assert audio.sample_rate_hz == 48000 and audio.duration_s > 10
     records = [json.loads(line) for line in events.read_text().splitlines()]
     assert any(r["event"] == "bargein_confirmed" for r in records)
-    # What the DAC received stops for good once the fade is over.
+    # After the fade nothing of the interrupted answer plays; the next sound is the answer to
+    # what the user said (a new turn, which heard the words after the onset).
     figures = json.loads(cli("replay", "--mic", recordings / "interrupt_f3.wav", "--play",
                              recordings / "answer.wav", "--out", out, "--events", events, "--json").stdout)
+    records = [json.loads(line) for line in events.read_text().splitlines()]
     silent_at = int(figures["output_silent_s"] * audio.sample_rate_hz)
-    assert not np.any(audio.samples[silent_at:, 0])
-    assert np.any(audio.samples[: silent_at - 100, 0])
+    next_answer = next(r for r in records if r["event"] == "state" and r["cause"] == "answer_audio"
+                       and r["t"] > figures["output_silent_s"])
+    assert not np.any(audio.samples[silent_at : int(next_answer["t"] * audio.sample_rate_hz), 0])
+    assert np.any(audio.samples[: silent_at - 100, 0]) and np.any(audio.samples[silent_at:, 0])
+    transcript = next(r for r in records if r["event"] == "transcript")
+    assert "tomorrow" in transcript["text"].lower()  # "Wait, stop, what about tomorrow?"

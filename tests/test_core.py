@@ -12,24 +12,51 @@ from device.config import Config, TelemetryConfig
 from device.core import VoiceDevice
 from device.state import Event, State
 from device.telemetry import EventLog, Telemetry
-from device.turn import AnswerChunk, Utterance
+from device.stt import Partial
 
 
 class StalledResponder:
     """A turn that never gets its first token: what a slow LLM looks like from the loop."""
 
     def __init__(self):
-        self.calls: list[Utterance] = []
+        self.calls: list[str] = []
         self.cancelled = 0
 
-    async def respond(self, utterance):
-        self.calls.append(utterance)
+    async def respond(self, transcript, conversation, speak):
+        self.calls.append(transcript)
         try:
             await asyncio.Event().wait()
-            yield AnswerChunk(np.zeros(10, np.float32), 16000)  # never reached
         except asyncio.CancelledError:
             self.cancelled += 1
             raise
+
+
+class CountingRecognizer:
+    """Implements the Recognizer interface; says how much audio each utterance had."""
+
+    name = "counting"
+
+    def __init__(self):
+        self.utterance_samples: list[int] = []
+
+    def start(self):
+        recognizer = self
+
+        class Session:
+            samples = 0
+
+            def accept(self, audio):
+                self.samples += len(audio)
+                return Partial("")
+
+            def prepare(self):
+                pass
+
+            def final(self):
+                recognizer.utterance_samples.append(self.samples)
+                return f"utterance {len(recognizer.utterance_samples)}"
+
+        return Session()
 
 
 def speech(recordings, name, seconds):
@@ -48,10 +75,11 @@ def conversation(recordings):
     return mic
 
 
-async def run_device(recordings, responder, exporter=None):
+async def run_device(recordings, responder, exporter=None, recognizer=None):
     config = Config()
     backend = SimulatedBackend(conversation(recordings), audio=config.audio, simulation=config.simulation)
     device = VoiceDevice(config, backend, events=EventLog(), responder=responder,
+                         recognizer=recognizer or CountingRecognizer(),
                          telemetry=Telemetry(TelemetryConfig(), exporter=exporter))
     await asyncio.wait_for(device.run(), 60)
     leftovers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
@@ -59,8 +87,8 @@ async def run_device(recordings, responder, exporter=None):
 
 
 def test_speaking_while_the_device_thinks_cancels_the_turn(recordings):
-    responder = StalledResponder()
-    device, leftovers = asyncio.run(run_device(recordings, responder))
+    responder, recognizer = StalledResponder(), CountingRecognizer()
+    device, leftovers = asyncio.run(run_device(recordings, responder, recognizer=recognizer))
     events = device.events.records
     kinds = [e["event"] for e in events]
     assert kinds.count("bargein_confirmed") == 1
@@ -70,10 +98,13 @@ def test_speaking_while_the_device_thinks_cancels_the_turn(recordings):
     cancelled = [e for e in events if e["event"] == "turn_cancelled"]
     assert cancelled[0]["cause"] == "bargein_confirmed" and cancelled[0]["finished"] is True
     assert cancelled[0]["heard_s"] == 0.0  # nothing had been played
-    # The new words went to a new turn, with their first syllables.
-    assert len(responder.calls) == 2
-    second = responder.calls[1]
+    # The new words went to a new turn, pre-roll first: the recognizer got the whole utterance.
+    assert responder.calls == ["utterance 1", "utterance 2"]
+    second = device.utterances[-1]
     assert second.after_bargein and second.start_s < 4.0
+    assert recognizer.utterance_samples[1] == len(second.audio)
+    # Interrupted while thinking: the question is remembered, no answer was heard, none stored.
+    assert [(e.user, e.assistant) for e in device.conversation.exchanges] == [("utterance 1", ""), ("utterance 2", "")]
     # At the end of the input the second turn was stopped too: every turn cancelled once.
     assert responder.cancelled == 2
     assert device.state is State.IDLE

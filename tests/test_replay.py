@@ -11,7 +11,9 @@ from device.replay import replay
 
 def run(recordings, name, **simulation):
     config = with_overrides(Config(), simulation=simulation) if simulation else Config()
-    return asyncio.run(asyncio.wait_for(replay(config, recordings / name, recordings / "answer.wav"), 120))
+    result = asyncio.run(asyncio.wait_for(replay(config, recordings / name, recordings / "answer.wav"), 120))
+    assert not [e for e in result.events if e["event"] == "turn_failed"]
+    return result
 
 
 @pytest.mark.parametrize("name", ["interrupt_f3.wav", "interrupt_m3.wav"])

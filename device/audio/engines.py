@@ -136,6 +136,11 @@ class PlaybackEngine:
         return self._content._written  # noqa: SLF001 - the loop is the ring's writer
 
     @property
+    def played_position(self) -> int:
+        """Content position the DAC has reached (played or dropped by a fade/flush)."""
+        return self._content.total_read
+
+    @property
     def queued_samples(self) -> int:
         """Content written and not yet rendered."""
         return self._content.available

@@ -110,8 +110,11 @@ class PyAudioBackend:
             err, self._callback_error = self._callback_error, None
             raise AudioDeviceError("callback_failed", f"audio callback failed ({self.callback_errors} time(s)): {err!r}") from err
 
-    async def run(self, on_audio: Callable[[], None]) -> None:
-        """Open both streams, call `on_audio` on the loop after each capture block, until cancelled."""
+    async def run(self, on_audio: Callable[[], None], busy: Callable[[], bool] | None = None) -> None:
+        """Open both streams, call `on_audio` on the loop after each capture block, until cancelled.
+
+        (`busy` is for the simulated backend's clock; real time needs no hint.)
+        """
         import pyaudio
 
         loop = asyncio.get_running_loop()

@@ -111,16 +111,25 @@ class SimulatedBackend:
     def check(self) -> None:
         """Nothing runs on another thread here; present for the backend interface."""
 
-    async def run(self, on_audio: Callable[[], None]) -> None:
-        """Tick until the mic input is used up, letting the loop consume each block."""
-        wall_start = time.monotonic()
+    async def run(self, on_audio: Callable[[], None], busy: Callable[[], bool] = lambda: False) -> None:
+        """Tick until the mic input is used up, letting the loop consume each block.
+
+        While `busy()` says the device is computing (recognising, waiting for the LLM,
+        synthesising) the clock keeps pace with the wall clock, so that work takes as
+        long in virtual time as it really does; otherwise it runs as fast as it can.
+        """
+        anchor: tuple[float, float] | None = (time.monotonic(), 0.0) if self.realtime else None
         while not self.finished:
             self.tick()
             on_audio()
             # Let the tasks the block woke (playback writers, the turn) run before the next tick.
             for _ in range(3):
                 await asyncio.sleep(0)
-            if self.realtime:
-                lag = self.now_s - (time.monotonic() - wall_start)
+            if self.realtime or busy():
+                if anchor is None:
+                    anchor = (time.monotonic(), self.now_s)
+                lag = (self.now_s - anchor[1]) - (time.monotonic() - anchor[0])
                 if lag > 0:
                     await asyncio.sleep(lag)
+            else:
+                anchor = None

@@ -69,6 +69,11 @@ class Speaker:
         """Content samples handed to the DAC since start."""
         return self.engine.samples_played
 
+    @property
+    def played_position(self) -> int:
+        """Content position the DAC has reached; compare with PlayedSpan positions."""
+        return self.engine.played_position
+
     def duck(self, db: float, ms: float) -> None:
         """Lower the output to `db` over `ms`."""
         self.engine.duck(db, ms)

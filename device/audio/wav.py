@@ -48,10 +48,11 @@ def read_wav(path: str | Path) -> Audio:
         raise AudioInputError("audio_missing", f"{path}: no such file") from None
     except OSError as err:
         raise AudioInputError("audio_unreadable", f"{path}: cannot read ({err.strerror})") from None
-    return _parse_wav(path, data)
+    return parse_wav(data, path)
 
 
-def _parse_wav(path: Path, data: bytes) -> Audio:
+def parse_wav(data: bytes, path: str | Path = "<bytes>") -> Audio:
+    """Parse WAV file contents (`path` only names it in error messages)."""
     hint = "convert it with: sox INPUT -b 16 OUTPUT.wav"
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         raise AudioInputError("audio_not_wav", f"{path}: not a RIFF/WAVE file; {hint}")

@@ -54,6 +54,8 @@ class BargeInPolicy:
         """Forget any barge-in under way; the next active frame starts watching afresh."""
         self.phase = Phase.INACTIVE
         self._rearmed = True
+        self._rejected_onset_s: float | None = None
+        self._rejected_at_s = 0.0
         self._reset_counts()
 
     def _reset_counts(self) -> None:
@@ -83,7 +85,7 @@ class BargeInPolicy:
                 return []
             decisions.append(tentative)
         if self.phase is Phase.TENTATIVE:
-            weighed = self._weigh(speech, user_prob)
+            weighed = self._weigh(frame_start_s, speech, user_prob)
             if weighed is not None:
                 decisions.append(weighed)
         return decisions  # CONFIRMED: latched until the device goes inactive
@@ -97,6 +99,11 @@ class BargeInPolicy:
             return None  # the sound that was just rejected is still going: wait for a fresh onset
         if self._onset_run == 0:
             self._onset_s = frame_start_s
+            # Soon after a rejection this is likely the same person, rejected too early:
+            # keep their earlier onset so the pre-roll still holds their first words.
+            if (self._rejected_onset_s is not None
+                    and frame_start_s - self._rejected_at_s <= self._cfg.rejoin_ms / 1000):
+                self._onset_s = self._rejected_onset_s
         self._onset_run += 1
         if self._onset_run < self._cfg.onset_frames:
             return None
@@ -107,7 +114,7 @@ class BargeInPolicy:
         self._evidence = 0
         return BargeInDecision("bargein_tentative", self._onset_s)
 
-    def _weigh(self, speech: bool, user_prob: float) -> BargeInDecision | None:
+    def _weigh(self, frame_start_s: float, speech: bool, user_prob: float) -> BargeInDecision | None:
         self._frames += 1
         if speech:
             self._silence_run = 0
@@ -120,15 +127,16 @@ class BargeInPolicy:
             self.phase = Phase.CONFIRMED
             return BargeInDecision("bargein_confirmed", self._onset_s, "evidence", self._evidence)
         if self._silence_run >= self._cfg.reject_silence_frames:
-            return self._reject("silence")
+            return self._reject("silence", frame_start_s)
         if self._weak_run >= self._cfg.reject_weak_frames:
-            return self._reject("echo")
+            return self._reject("echo", frame_start_s)
         if self._frames >= self._max_tentative_frames:
-            return self._reject("timeout")
+            return self._reject("timeout", frame_start_s)
         return None
 
-    def _reject(self, reason: str) -> BargeInDecision:
+    def _reject(self, reason: str, frame_start_s: float) -> BargeInDecision:
         decision = BargeInDecision("bargein_rejected", self._onset_s, reason, self._evidence)
+        self._rejected_onset_s, self._rejected_at_s = self._onset_s, frame_start_s
         self.phase = Phase.WATCHING
         self._rearmed = reason == "silence"  # after echo or timeout the sound is still going
         self._reset_counts()

@@ -13,10 +13,11 @@ import numpy as np
 
 from device.audio.echo_path import EchoPath
 from device.audio.wav import resample, write_wav
-from device.scenarios import (DEVICE_LEVEL_DBFS, RATE_HZ, USER_VOICES, at_level, device_says, interruption,
-                              no_user, pink_noise)
+from device.scenarios import (DEVICE_LEVEL_DBFS, RATE_HZ, USER_VOICES, Recording, at_level, device_says,
+                              interruption, no_user, pink_noise)
 
 HERE = Path(__file__).resolve().parent
+DEMO = HERE.parent.parent / "device" / "data"
 ANSWER_TEXT = (
     "Here is a short story. Once upon a time, in a small village by the sea, there lived an old "
     "fisherman and his wife. Every morning he rowed out past the rocks and cast his net into the "
@@ -56,5 +57,22 @@ def main() -> None:
     echo_only.save(HERE / "detect_mic_echo_only.wav")
 
 
+def conversation() -> None:
+    """The demo: ask for a story, interrupt it to ask the time, then ask it to go on."""
+    total_s = 45.0
+    audio = pink_noise(total_s, -55.0, seed=20)
+    said = []
+    # People raise their voice to talk over someone: the interruption is 6 dB louder.
+    for at_s, text, level_dbfs in ((0.5, "Please tell me a story.", -26.0), (10.0, "Wait, what time is it?", -20.0),
+                                   (16.0, "Okay, please continue the story.", -26.0)):
+        line = interruption(text, USER_VOICES[0], at_s=at_s, total_s=total_s, level_dbfs=level_dbfs,
+                            noise_dbfs=None)
+        audio += line.audio
+        said.append({"onset_s": line.onset_s, "text": text, "level_dbfs": level_dbfs})
+    Recording(audio, said[1]["onset_s"], "conversation", voice=USER_VOICES[0][0],
+              extra={"utterances": said}).save(DEMO / "demo_conversation.wav")
+
+
 if __name__ == "__main__":
     main()
+    conversation()
