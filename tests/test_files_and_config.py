@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from device.audio.wav import read_mono, read_wav, write_wav
-from device.config import Config, config_from_dict, load_config, with_overrides
+from device.config import Config, config_from_dict, example_toml, load_config, with_overrides
 from device.errors import AudioInputError, ConfigError, ModelError
 from device.models import manifest, sha256_of, verified_path
 
@@ -80,6 +80,7 @@ def test_damaged_model_is_refused(tmp_path):
 def test_config_defaults_and_example_file_load():
     assert load_config(None) == Config()
     # The documented example lists every key with its default: it must stay in step.
+    assert (REPO / "config.example.toml").read_text() == example_toml()
     assert load_config(REPO / "config.example.toml") == Config()
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from device.audio.echo_path import EchoPath
 from device.audio.wav import resample, write_wav
 from device.scenarios import (DEVICE_LEVEL_DBFS, RATE_HZ, USER_VOICES, Recording, at_level, device_says,
-                              interruption, no_user, pink_noise)
+                              interruption, no_user, pink_noise, user_says)
 
 HERE = Path(__file__).resolve().parent
 DEMO = HERE.parent.parent / "device" / "data"
@@ -57,6 +57,16 @@ def main() -> None:
     echo_only.save(HERE / "detect_mic_echo_only.wav")
 
 
+def korean() -> None:
+    """For real Vosk with the Korean model from PyPI (the only Vosk model in the registries)."""
+    audio = np.zeros(int(4.5 * RATE_HZ), dtype=np.float32)
+    for at_s, word in ((0.5, "안녕하세요"), (2.5, "감사합니다")):
+        speech = at_level(user_says(word, "ko", 150, 50), -26.0)
+        audio[int(at_s * RATE_HZ) : int(at_s * RATE_HZ) + len(speech)] += speech
+    Recording(audio + pink_noise(4.5, -60.0, seed=30), 0.5, "korean", "안녕하세요 감사합니다", "ko").save(
+        HERE / "korean_words.wav")
+
+
 def conversation() -> None:
     """The demo: ask for a story, interrupt it to ask the time, then ask it to go on."""
     total_s = 45.0
@@ -75,4 +85,5 @@ def conversation() -> None:
 
 if __name__ == "__main__":
     main()
+    korean()
     conversation()
