@@ -10,11 +10,15 @@ cd "$(dirname "$0")"
 #   (PulseAudio null sinks behind ALSA PCMs; no sound card needed).
 # alsa-utils: aplay/arecord -L to find device names on a real Pi.
 # espeak-ng: the other voices in generated test recordings, and the TTS fallback.
+# libspeexdsp1: the echo canceller (through the PyPI package speexdsp-aec).
+# flite, festival + voices: more synthetic users for the barge-in classifier's data
+#   (models/bargein/generate.py) and its held-out evaluation (bench/classifier_eval.py).
 APT_PACKAGES=(
     python3 python3-venv python3-dev build-essential
     portaudio19-dev libasound2-plugins alsa-utils
     pulseaudio pulseaudio-utils
-    espeak-ng
+    espeak-ng libspeexdsp1
+    flite festival festvox-kallpc16k festvox-us-slt-hts
 )
 
 missing=()

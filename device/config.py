@@ -77,16 +77,26 @@ class VadConfig:
 class BargeInConfig:
     """When talking over the device counts as an interruption."""
 
+    evidence: str = "classifier"
+    """classifier (the ML barge-in classifier) or gate (the energy-based echo gate)."""
+    classifier_model: str = "bargein_classifier"
+    """Model name in models/manifest.toml."""
+    backchannels: str = "resume"
+    """resume: "mm-hmm", "yeah" duck the device and it carries on; interrupt: they cancel it."""
+
     vad_threshold: float = 0.5
     """VAD probability that counts a frame as speech for barge-in."""
     onset_frames: int = 1
     """Consecutive speech frames (32 ms each) that open a tentative barge-in."""
     tentative_user_prob: float = 0.5
     """Evidence (probability that a person, not the echo, is talking) needed to go tentative."""
-    confirm_user_prob: float = 0.8
+    confirm_user_prob: float = 0.5
     """Evidence a speech frame needs to count towards confirmation."""
     confirm_frames: int = 3
     """Speech frames with enough evidence that confirm a barge-in (3 = 96 ms)."""
+    converging_confirm_frames: int = 8
+    """The same while the echo canceller is still converging after start-up (see
+    aec.converge_s): what it lets through then can sound like a person."""
     reject_silence_frames: int = 4
     """Consecutive non-speech frames that reject a tentative barge-in."""
     reject_weak_frames: int = 6
@@ -109,11 +119,14 @@ class BargeInConfig:
     """Audio kept from before the onset for the next turn's recognizer."""
 
     def __post_init__(self) -> None:
+        _check(self.evidence in ("classifier", "gate"), "bargein.evidence", f"is {self.evidence!r}; use classifier or gate")
+        _check(self.backchannels in ("resume", "interrupt"), "bargein.backchannels",
+               f"is {self.backchannels!r}; use resume or interrupt")
         _check(self.duck_db < 0, "bargein.duck_db", "must be negative (a level below full scale)")
         _check(50.0 <= self.fade_ms <= 100.0, "bargein.fade_ms",
                "must be 50..100 ms: shorter clicks, longer sounds like the device is not listening")
-        _check(self.confirm_frames >= 1 and self.onset_frames >= 1, "bargein.confirm_frames",
-               "onset_frames and confirm_frames must be at least 1")
+        _check(self.confirm_frames >= 1 and self.onset_frames >= 1 and self.converging_confirm_frames >= 1,
+               "bargein.confirm_frames", "onset_frames and (converging_)confirm_frames must be at least 1")
         _check(0.0 <= self.preroll_ms <= 1000.0, "bargein.preroll_ms", "must be 0..1000 ms")
 
 
@@ -137,6 +150,29 @@ class EchoGateConfig:
         _check(1 <= self.lags <= 64, "echo_gate.lags", "must be 1..64 frames")
         _check(0.0 < self.step_size <= 1.0, "echo_gate.step_size", "must be in (0, 1]")
         _check(self.slope_db > 0, "echo_gate.slope_db", "must be > 0")
+
+
+@dataclass(frozen=True)
+class AecConfig:
+    """Echo cancellation in front of the listening stack."""
+
+    engine: str = "speex"
+    """speex (libspeexdsp), or none for mic arrays that cancel echo on board."""
+    filter_ms: float = 256.0
+    """Echo tail the canceller models (after the bulk delay is removed)."""
+    max_unshifted_delay_ms: float = 120.0
+    """Output-to-mic delays up to this are left to the canceller's filter; longer ones are
+    removed by shifting the reference (each change of shift makes the filter re-converge)."""
+    delay_margin_ms: float = 8.0
+    """How much less than the measured output-to-mic delay the reference is shifted by,
+    so the direct path never arrives before its reference."""
+    converge_s: float = 4.0
+    """Seconds of the device's own speech the canceller hears after start-up before the
+    barge-in policy trusts its output fully (it keeps its filter between answers)."""
+
+    def __post_init__(self) -> None:
+        _check(self.engine in ("speex", "none"), "aec.engine", f"is {self.engine!r}; use speex or none")
+        _check(20.0 <= self.filter_ms <= 500.0, "aec.filter_ms", "must be 20..500 ms")
 
 
 @dataclass(frozen=True)
@@ -283,6 +319,7 @@ class Config:
     vad: VadConfig = field(default_factory=VadConfig)
     bargein: BargeInConfig = field(default_factory=BargeInConfig)
     echo_gate: EchoGateConfig = field(default_factory=EchoGateConfig)
+    aec: AecConfig = field(default_factory=AecConfig)
     listen: ListenConfig = field(default_factory=ListenConfig)
     stt: SttConfig = field(default_factory=SttConfig)
     llm: LlmConfig = field(default_factory=LlmConfig)

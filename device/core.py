@@ -77,9 +77,10 @@ class Cancellation:
 class _UtteranceBuffer:
     """Collects an utterance (pre-roll first) and decides when it has ended."""
 
-    def __init__(self, preroll: np.ndarray, start_index: int, now_s: float, speech_in_progress: bool,
-                 end_silence_s: float, timeout_s: float, max_s: float) -> None:
+    def __init__(self, preroll: np.ndarray, start_index: int, now_s: float, after_bargein: bool,
+                 speech_in_progress: bool, end_silence_s: float, timeout_s: float, max_s: float) -> None:
         self.chunks = [preroll]
+        self.after_bargein = after_bargein
         self.start_index = start_index
         self.end_index = start_index + len(preroll)
         self.started_s = now_s
@@ -116,9 +117,9 @@ class _UtteranceBuffer:
             return Event.UTTERANCE_END
         return None
 
-    def finish(self, after_bargein: bool) -> Utterance:
+    def finish(self) -> Utterance:
         audio = np.concatenate(self.chunks)
-        return Utterance(audio, self.start_index / RATE_HZ, self.end_index / RATE_HZ, after_bargein)
+        return Utterance(audio, self.start_index / RATE_HZ, self.end_index / RATE_HZ, self.after_bargein)
 
 
 class VoiceDevice:
@@ -156,7 +157,6 @@ class VoiceDevice:
         self._turn: Turn | None = None
         self._turn_ids = itertools.count(1)
         self._listening: _UtteranceBuffer | None = None
-        self._listening_after_bargein = False
         self._tg: asyncio.TaskGroup | None = None
         self._failure: asyncio.Future | None = None
         self._detect_span: Any = None
@@ -307,10 +307,9 @@ class VoiceDevice:
         cfg = self.config.listen
         preroll = self.frontend.mic_since(start)
         self._listening = _UtteranceBuffer(
-            preroll, start, self.now_s, speech_in_progress=onset_s is not None,
+            preroll, start, self.now_s, after_bargein, speech_in_progress=onset_s is not None,
             end_silence_s=cfg.end_silence_ms / 1000, timeout_s=cfg.timeout_s, max_s=cfg.max_utterance_s,
         )
-        self._listening_after_bargein = after_bargein
         if after_bargein:
             self._end_detect_span("confirmed")
         turn = self._start_turn(self.responder, listen=True)
@@ -319,7 +318,7 @@ class VoiceDevice:
     def _stop_listening(self) -> None:
         if self._listening is None:
             return
-        utterance = self._listening.finish(self._listening_after_bargein)
+        utterance = self._listening.finish()
         self.utterances.append(utterance)
         self.emit("utterance", start=utterance.start_s, end=utterance.end_s, after_bargein=utterance.after_bargein)
         self._listening = None

@@ -97,14 +97,16 @@ async def replay(
     realtime: bool = False,
     onset_s: float | None = None,
     frame_observer=None,
+    user_gain_db: float = 0.0,
 ) -> ReplayResult:
     """Run the device on USER (its mic, before echo); it starts by speaking ANSWER if given.
 
     With `engines` the device recognises what it hears and answers (whole turns);
-    without, it only listens, which is all the barge-in figures need.
+    without, it only listens, which is all the barge-in figures need. `user_gain_db`
+    scales the user's recording (how far away they are).
     """
     user_wav = Path(user_wav)
-    user = read_mono(user_wav, MIC_RATE_HZ)
+    user = read_mono(user_wav, MIC_RATE_HZ) * np.float32(10 ** (user_gain_db / 20))
     speak = None
     length = len(user)
     if answer_wav is not None:

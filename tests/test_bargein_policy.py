@@ -76,3 +76,12 @@ def test_rejection_then_a_new_onset_is_a_new_tentative():
     frames = [(0.9, 0.5)] + [(0.1, 0)] * 4 + [(0.9, 0.9)] * 4
     kinds = [k for _, k, _ in run(BargeInPolicy(CFG), frames)]
     assert kinds == ["bargein_tentative", "bargein_rejected", "bargein_tentative", "bargein_confirmed"]
+
+
+def test_while_the_canceller_converges_more_evidence_is_needed():
+    frames = [(0.1, 0.0)] * 2 + [(0.95, 0.9)] * 12
+    cautious = BargeInPolicy(replace(CFG, converging_confirm_frames=8))
+    out = []
+    for i, (vad, p) in enumerate(frames):
+        out += [(i, d.kind) for d in cautious.update(i * FRAME_S, vad, p, True, cautious=True)]
+    assert out == [(2, "bargein_tentative"), (9, "bargein_confirmed")]  # 8 frames of evidence, not 3

@@ -93,7 +93,8 @@ def test_speaking_while_the_device_thinks_cancels_the_turn(recordings):
     kinds = [e["event"] for e in events]
     assert kinds.count("bargein_confirmed") == 1
     confirmed = next(e for e in events if e["event"] == "bargein_confirmed")
-    assert 4.0 < confirmed["t"] < 4.3
+    # "Okay stop please.": "okay" alone is a backchannel, "stop" confirms (~300 ms in).
+    assert 4.0 < confirmed["t"] < 4.5
     # The stalled turn got exactly one cancellation, and it finished within the bound.
     cancelled = [e for e in events if e["event"] == "turn_cancelled"]
     assert cancelled[0]["cause"] == "bargein_confirmed" and cancelled[0]["finished"] is True
@@ -101,7 +102,7 @@ def test_speaking_while_the_device_thinks_cancels_the_turn(recordings):
     # The new words went to a new turn, pre-roll first: the recognizer got the whole utterance.
     assert responder.calls == ["utterance 1", "utterance 2"]
     second = device.utterances[-1]
-    assert second.after_bargein and second.start_s < 4.0
+    assert second.after_bargein and second.start_s < 4.1  # the words start at 4.1 s: none lost
     assert recognizer.utterance_samples[1] == len(second.audio)
     # Interrupted while thinking: the question is remembered, no answer was heard, none stored.
     assert [(e.user, e.assistant) for e in device.conversation.exchanges] == [("utterance 1", ""), ("utterance 2", "")]

@@ -56,7 +56,7 @@ def test_gate_explains_echo_and_not_a_person(recordings):
     echo_only, person = [], []
     for t, mic in frames(echo + user):
         ref = answer[int(t * 16000) : int(t * 16000) + FRAME_SAMPLES]
-        p = gate.update(mic, ref, learn=t < onset)
+        p = gate.update(mic, mic, ref, 0.0, learn=t < onset)
         if 1.5 < t < onset - 0.2 and np.sqrt(np.mean(mic**2)) > 0.01:
             echo_only.append(p)
         if onset <= t < onset + 1.0:

@@ -8,7 +8,8 @@ echo quieter, a person stands out even more), or a timeout *reject* it (unduck,
 carry on).
 
 The evidence is a probability that a person is talking to the device, from whatever
-sits in that seam: the reference-aware echo gate today, the ML classifier later.
+sits in that seam: the ML barge-in classifier (device/listen/classifier.py) by default,
+or the energy-based echo gate (device/listen/echo_gate.py).
 """
 
 from __future__ import annotations
@@ -66,8 +67,10 @@ class BargeInPolicy:
         self._weak_run = 0
         self._frames = 0
 
-    def update(self, frame_start_s: float, vad_prob: float, user_prob: float, active: bool) -> list[BargeInDecision]:
-        """Feed one frame; `active` is whether the device is speaking or thinking.
+    def update(self, frame_start_s: float, vad_prob: float, user_prob: float, active: bool,
+               cautious: bool = False) -> list[BargeInDecision]:
+        """Feed one frame; `active` is whether the device is speaking or thinking;
+        `cautious` while the echo canceller is still converging (more evidence needed).
 
         Returns the decisions this frame made: none, one, or a tentative and its
         confirmation together when a single frame is enough evidence.
@@ -85,7 +88,8 @@ class BargeInPolicy:
                 return []
             decisions.append(tentative)
         if self.phase is Phase.TENTATIVE:
-            weighed = self._weigh(frame_start_s, speech, user_prob)
+            needed = self._cfg.converging_confirm_frames if cautious else self._cfg.confirm_frames
+            weighed = self._weigh(frame_start_s, speech, user_prob, needed)
             if weighed is not None:
                 decisions.append(weighed)
         return decisions  # CONFIRMED: latched until the device goes inactive
@@ -114,7 +118,7 @@ class BargeInPolicy:
         self._evidence = 0
         return BargeInDecision("bargein_tentative", self._onset_s)
 
-    def _weigh(self, frame_start_s: float, speech: bool, user_prob: float) -> BargeInDecision | None:
+    def _weigh(self, frame_start_s: float, speech: bool, user_prob: float, needed: int) -> BargeInDecision | None:
         self._frames += 1
         if speech:
             self._silence_run = 0
@@ -123,7 +127,7 @@ class BargeInPolicy:
             self._weak_run = 0 if user_prob >= self._cfg.tentative_user_prob else self._weak_run + 1
         else:
             self._silence_run += 1
-        if self._evidence >= self._cfg.confirm_frames:
+        if self._evidence >= needed:
             self.phase = Phase.CONFIRMED
             return BargeInDecision("bargein_confirmed", self._onset_s, "evidence", self._evidence)
         if self._silence_run >= self._cfg.reject_silence_frames:

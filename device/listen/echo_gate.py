@@ -79,13 +79,17 @@ class EchoGate:
         self._noise: np.ndarray | None = None
         self.margin_db = 0.0
 
-    def update(self, mic: np.ndarray, ref: np.ndarray, learn: bool) -> float:
-        """Feed one aligned mic/reference frame; returns p(person talking) in 0..1.
+    def restart(self) -> None:
+        """Nothing to forget: the echo model describes the room, which has not changed."""
 
-        `learn` says whether the echo model may adapt on this frame (device speaking,
-        no barge-in under way).
+    def update(self, mic: np.ndarray, clean: np.ndarray, ref: np.ndarray, vad_prob: float, learn: bool) -> float:
+        """Feed one aligned frame; returns p(person talking) in 0..1.
+
+        Works on the echo-cancelled mic (`clean`; the raw mic when there is no canceller).
+        `learn` says whether the echo model may adapt on this frame (device speaking, no
+        barge-in under way).
         """
-        mic_e = self._energies(mic)
+        mic_e = self._energies(clean)
         self._history[1:] = self._history[:-1]
         self._history[0] = self._energies(ref)
         noise = self._track_noise(mic_e)

@@ -1,10 +1,10 @@
-"""The listening stack: VAD, evidence, segmenter and barge-in policy over one 32 ms frame.
+"""The listening stack: echo cancellation, VAD, evidence, segmenter and barge-in policy.
 
-Pure computation on numpy frames (the VAD runs on onnxruntime in-process, ~0.1 ms a
-frame); no asyncio and no I/O, so `detect`, the device loop and the tests share it.
-The evidence source is a seam: the reference-aware echo gate today, the ML barge-in
-classifier (with echo cancellation in front) later; both answer "how likely is it
-that a person, not the device's own echo, is talking in this frame?".
+Pure computation on numpy frames (the engines run in-process, a fraction of a
+millisecond a frame); no asyncio and no I/O, so `detect`, the device loop, the tests
+and the classifier's training data share it. The evidence source answers "how likely
+is it that a person, not the device's own echo, is talking to it in this frame?": the
+ML barge-in classifier by default, or the energy-based echo gate.
 """
 
 from __future__ import annotations
@@ -14,20 +14,26 @@ from typing import Protocol
 
 import numpy as np
 
+from ..audio.ringbuffer import SampleHistory
 from ..config import Config
 from ..models import verified_path
+from .aec import PLAYING_RMS, ConvergenceWatch, DelayEstimator, EchoCanceller, load_canceller
 from .bargein import BargeInDecision, BargeInPolicy, Phase
+from .classifier import BargeInClassifier
 from .echo_gate import EchoGate
 from .segmenter import SpeechBoundary, VadSegmenter
 from .vad import FRAME_SAMPLES, SAMPLE_RATE_HZ, SileroVad
 
 
 class EvidenceSource(Protocol):
-    """Probability per frame that a person is talking, given mic and reference."""
+    """Probability per frame that a person is talking to the device."""
 
     def reset(self) -> None: ...
 
-    def update(self, mic: np.ndarray, ref: np.ndarray, learn: bool) -> float: ...
+    def restart(self) -> None:
+        """The device starts speaking or thinking, or a barge-in was just rejected."""
+
+    def update(self, mic: np.ndarray, clean: np.ndarray, ref: np.ndarray, vad_prob: float, learn: bool) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -41,26 +47,72 @@ class FrameReport:
     margin_db: float
     boundary: SpeechBoundary | None = None
     decisions: list[BargeInDecision] = field(default_factory=list)
+    p_backchannel: float = 0.0
+
+
+def load_evidence(config: Config) -> EvidenceSource:
+    """The ML classifier (default), or the energy-based echo gate."""
+    if config.bargein.evidence == "gate":
+        return EchoGate(config.echo_gate)
+    return BargeInClassifier(verified_path(config.bargein.classifier_model),
+                             backchannels_interrupt=config.bargein.backchannels == "interrupt")
 
 
 class ListeningStack:
-    """Runs every frame through VAD, evidence, segmenter and policy."""
+    """Every frame: align the reference, cancel the echo, VAD, evidence, segmenter, policy."""
 
-    def __init__(self, config: Config, vad: SileroVad | None = None, evidence: EvidenceSource | None = None) -> None:
+    def __init__(self, config: Config, vad: SileroVad | None = None, evidence: EvidenceSource | None = None,
+                 canceller: EchoCanceller | None = None) -> None:
         self.config = config
         self.vad = vad or SileroVad(verified_path(config.vad.model))
-        self.evidence = evidence or EchoGate(config.echo_gate)
+        self.canceller = canceller or load_canceller(config.aec)
+        self.evidence = evidence or load_evidence(config)
         self.segmenter = VadSegmenter(config.vad)
         self.policy = BargeInPolicy(config.bargein)
+        self.delay = DelayEstimator()
+        self._margin = round(config.aec.delay_margin_ms * SAMPLE_RATE_HZ / 1000)
+        self._max_unshifted = round(config.aec.max_unshifted_delay_ms * SAMPLE_RATE_HZ / 1000)
+        self._refs = SampleHistory(SAMPLE_RATE_HZ)  # the reference, indexed like the mic frames
+        self._active = False
+        self._convergence = ConvergenceWatch(config.aec.converge_s) if self.canceller.name != "none" else None
+
+    def align(self, mic: np.ndarray, ref: np.ndarray, start_index: int) -> np.ndarray:
+        """The reference, shifted by the tracked output-to-mic delay when that is too long
+        for the canceller's filter to cover.
+
+        A shift that changes makes the canceller converge again (a burst of echo gets
+        through), so short delays, which the filter absorbs, are left alone.
+        """
+        self._refs.append(ref)
+        delay = self.delay.update(mic, ref) or 0
+        shift = max(0, delay - self._margin) if delay > self._max_unshifted else 0
+        return ref if shift == 0 else self._refs.window(start_index - shift, len(ref))
+
+    def _converging(self, ref: np.ndarray) -> bool:
+        """Whether the canceller is still new (see ConvergenceWatch)."""
+        if self._convergence is None:
+            return False
+        return self._convergence.update(bool(np.sqrt(np.mean(ref**2)) > PLAYING_RMS))
+
+    def front(self, mic: np.ndarray, ref: np.ndarray, start_index: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """(echo-cancelled mic, aligned reference, VAD probability) of one frame."""
+        aligned = self.align(mic, ref, start_index)
+        clean = self.canceller.process(mic, aligned)
+        return clean, aligned, self.vad(clean)
 
     def process(self, mic: np.ndarray, ref: np.ndarray, start_index: int, active: bool) -> FrameReport:
-        """One aligned 512-sample frame; `active` when barge-in applies (speaking/thinking)."""
+        """One 512-sample frame; `active` when barge-in applies (speaking/thinking)."""
         start_s = start_index / SAMPLE_RATE_HZ
-        vad_prob = self.vad(mic)
+        clean, aligned, vad_prob = self.front(mic, ref, start_index)
+        if active and not self._active:
+            self.evidence.restart()
+        self._active = active
         learn = active and self.policy.phase in (Phase.WATCHING, Phase.INACTIVE)
-        user_prob = self.evidence.update(mic, ref, learn)
+        user_prob = self.evidence.update(mic, clean, aligned, vad_prob, learn)
         boundary = self.segmenter.update(start_s, vad_prob)
-        decisions = self.policy.update(start_s, vad_prob, user_prob, active)
+        decisions = self.policy.update(start_s, vad_prob, user_prob, active, cautious=self._converging(aligned))
+        if any(d.kind == "bargein_rejected" for d in decisions):
+            self.evidence.restart()
         return FrameReport(
             start_s=start_s,
             end_s=start_s + FRAME_SAMPLES / SAMPLE_RATE_HZ,
@@ -69,4 +121,5 @@ class ListeningStack:
             margin_db=getattr(self.evidence, "margin_db", float("nan")),
             boundary=boundary,
             decisions=decisions,
+            p_backchannel=getattr(self.evidence, "p_backchannel", 0.0),
         )

@@ -1,0 +1,73 @@
+"""The ML barge-in classifier: a small streaming GRU on onnxruntime.
+
+Every 32 ms it takes the frame's features (device/listen/features.py) and its own
+recurrent state, and returns probabilities for three classes: nobody is talking to the
+device (its own echo, noise, a TV, music), a person is talking to it, a person is
+backchanneling ("mm-hmm", "yeah"). Trained on synthetic scenarios only; see
+models/bargein/MODEL_CARD.md for the data, the metrics and the command that retrains it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError
+from .features import FEATURES, FeatureExtractor
+from .vad import onnx_session
+
+NONE, PERSON, BACKCHANNEL = 0, 1, 2
+
+
+class BargeInClassifier:
+    """Evidence source: p(a person is talking to the device) per frame."""
+
+    def __init__(self, model_path: Path, backchannels_interrupt: bool = False) -> None:
+        self._session = onnx_session(model_path)
+        inputs = {i.name: i for i in self._session.get_inputs()}
+        self._state_shape = [d if isinstance(d, int) else 1 for d in inputs["state"].shape]
+        if inputs["features"].shape[-1] != FEATURES:
+            raise ModelError("classifier_mismatch", f"{model_path} takes {inputs['features'].shape[-1]} features, "
+                             f"the device makes {FEATURES}; retrain it (models/bargein/retrain.sh)")
+        self._features = FeatureExtractor()
+        self._input = np.zeros((1, 1, FEATURES), dtype=np.float32)
+        self._backchannels_interrupt = backchannels_interrupt
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything heard so far."""
+        self._state = np.zeros(self._state_shape, dtype=np.float32)
+        self.probabilities = np.array([1.0, 0.0, 0.0], dtype=np.float32)
+
+    @property
+    def p_backchannel(self) -> float:
+        """Probability of a backchannel in the last frame."""
+        return float(self.probabilities[BACKCHANNEL])
+
+    @property
+    def p_person(self) -> float:
+        """Probability that a person (talking or backchanneling) is there in the last frame."""
+        return float(self.probabilities[PERSON] + self.probabilities[BACKCHANNEL])
+
+    def restart(self) -> None:
+        """The device starts speaking or thinking, or a barge-in was just rejected.
+
+        The model was trained on 10 s stretches of device speech holding at most one
+        person, each from a fresh state; a state that remembers an earlier person (the
+        user's last question, a backchannel) makes it slow to believe in the next one.
+        """
+        self.reset()
+
+    def update(self, mic: np.ndarray, clean: np.ndarray, ref: np.ndarray, vad_prob: float, learn: bool) -> float:
+        """Feed one frame; returns the evidence for the barge-in policy."""
+        return self.update_features(self._features(mic, clean, ref, vad_prob))
+
+    def update_features(self, features: np.ndarray) -> float:
+        """Feed one frame's features (device/listen/features.py); returns the evidence."""
+        self._input[0, 0] = features
+        probs, self._state = self._session.run(None, {"features": self._input, "state": self._state})
+        self.probabilities = probs[0, 0]
+        if self._backchannels_interrupt:
+            return self.p_person
+        return float(self.probabilities[PERSON])

@@ -1,0 +1,417 @@
+"""Labelled scenarios for the barge-in classifier, drawn from seeds, with synthetic voices.
+
+    .venv/bin/python models/bargein/generate.py --split train --count 2400 [--jobs 2]
+
+A scenario is 10 s at the device's mic, labelled from its first frame: the device (Piper
+joe) speaks through a simulated small loudspeaker (band limits, soft clipping) into a
+pyroomacoustics room, and the mic hears that echo at 10 dB below to 20 dB above the user,
+plus one of: a user interrupting (espeak-ng / Flite / Festival voices with pitch and tempo
+variants, in their own spot in the room), a user backchanneling ("mm-hmm", "yeah"), a
+distant TV, music-like sound, knocks and clatter, or nobody; fan noise always. Every
+scenario then runs through the device's own front end (delay estimation, Speex AEC, Silero
+VAD) and feature extractor, so the model learns from exactly what it will see; the echo
+canceller starts from scratch in each, so the model also learns what it hears before the
+canceller has converged. Labels per 32 ms frame: 0 nobody talking to the device, 1 a
+person talking to it, 2 a backchannel.
+
+Held out for testing: voices (`TEST_VOICES`) and rooms (`split="test"` draws its rooms
+from a different range of sizes and absorption), never seen in training.
+Writes DIR/<split>.npz (or <split>-<start>.npz for a shard starting at --start):
+features, labels, vad_raw, per-scenario offsets and metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent))
+
+from device.audio.echo_path import bandpass_fir  # noqa: E402
+from device.audio.wav import parse_wav, resample  # noqa: E402
+from device.config import Config  # noqa: E402
+from device.listen.features import FEATURES, FeatureExtractor  # noqa: E402
+from device.listen.stack import ListeningStack  # noqa: E402
+from device.listen.vad import FRAME_SAMPLES, SileroVad  # noqa: E402
+from device.models import verified_path  # noqa: E402
+from device.scenarios import active_rms, pink_noise  # noqa: E402
+
+RATE = 16000
+# Every frame is labelled, from the first: the echo canceller starts unconverged, as it does on
+# the device after start-up and in every fresh `voice-device detect`.
+WARMUP_S = 0.0
+LABELLED_S = 10.0
+NONE, PERSON, BACKCHANNEL = 0, 1, 2
+
+# engine, voice, and how to vary it. Test voices never appear in training.
+TRAIN_VOICES = [("espeak", v) for v in (
+    "en-us+f1", "en-us+f3", "en-us+f5", "en-us+m1", "en-us+m3", "en-us+m5", "en-us+m7", "en-gb+f2", "en-gb+f4",
+    "en-gb+m2", "en-gb+m4", "en-gb+m6", "en-gb-x-rp+f3", "en-gb-x-rp+m1", "en-us-nyc+f2", "en-us-nyc+m3",
+    "en-gb-x-gbclan+m2", "en-gb-x-gbcwmd+f5", "en-us+klatt", "en-us+david", "en-gb+linda", "en-us+john",
+    "en-gb+steph", "en-us+michael")] + [("flite", v) for v in ("slt", "awb", "kal16")] + [("festival", "kal_diphone")]
+TEST_VOICES = [("espeak", v) for v in ("en-gb-scotland+f2", "en-gb-scotland+m3", "en-029+f4", "en-029+m2",
+                                       "en-us+annie", "en-gb+Andy")] + [("flite", "rms"), ("festival", "cmu_us_slt_arctic_hts")]
+
+INTERRUPTIONS = [
+    "Stop.", "Wait.", "Hold on.", "Stop, stop.", "Wait a second.", "No, stop.", "Pause.", "Cancel that.",
+    "Okay, that's enough.", "Hey, stop talking.", "Sorry, can I ask something?", "What time is it?",
+    "Actually, what's the weather tomorrow?", "No no, I meant the other one.", "Can you repeat that?",
+    "Turn the volume down.", "Play some music instead.", "Set a timer for ten minutes.",
+    "Who wrote that book?", "How long does it take to get there?", "Never mind, tell me a joke.",
+    "Wait, what did you just say?", "Skip this one.", "That's not what I asked.", "Louder please.",
+]
+BACKCHANNELS = ["Mm-hmm.", "Uh-huh.", "Yeah.", "Okay.", "Right.", "I see.", "Mhm.", "Sure.", "Got it.", "Yep."]
+TV_LINES = [
+    "In tonight's news, the city council voted to extend the bus service into the evening.",
+    "And now, the weather for the weekend, with sunshine in the north and showers in the south.",
+    "Stay with us after the break for the latest scores from around the league.",
+    "Scientists say the new telescope has already found three distant galaxies.",
+    "Traffic is heavy on the main road this morning because of roadworks near the bridge.",
+]
+DEVICE_LINES = [
+    "Here is a short story about a fox who wanted to reach some grapes.",
+    "Tomorrow will be mostly sunny with a high of twenty two degrees.",
+    "To make a simple tomato sauce, warm some olive oil in a pan and add chopped garlic.",
+    "The train to the city leaves every fifteen minutes during the day.",
+    "Your timer for the pasta is set for eleven minutes.",
+    "The capital of Australia is Canberra, not Sydney as many people think.",
+    "A hare was always boasting about how fast he could run.",
+    "The museum is open from nine in the morning until five in the evening.",
+    "I have added milk, eggs and bread to your shopping list.",
+    "The next song is a quiet piano piece from the nineteen twenties.",
+    "Octopuses have three hearts and blue blood.",
+    "Your meeting with the dentist is on Thursday at half past two.",
+    "It is about forty minutes by bicycle if you take the river path.",
+    "The recipe needs two cups of flour, one egg and a pinch of salt.",
+    "Once upon a time, in a small village by the sea, there lived an old fisherman.",
+    "The library will be closed on Monday for the public holiday.",
+    "Light from the sun takes a little over eight minutes to reach the earth.",
+    "Remember to water the tomatoes, the weather has been dry all week.",
+    "The football match starts at eight, and tickets are still available.",
+    "Here are three ideas for dinner tonight: soup, a salad, or pasta.",
+    "The longest river in the world is the Nile, in Africa.",
+    "I can't find a contact called Robert, would you like me to add one?",
+    "The lights in the kitchen are now off.",
+    "Mount Everest is almost nine thousand metres high.",
+    "Your package should arrive tomorrow between ten and twelve.",
+    "Bees visit thousands of flowers to make a single spoon of honey.",
+    "The bakery on the corner opens at seven every morning.",
+    "In nineteen sixty nine, people walked on the moon for the first time.",
+]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Every random choice of one scenario, drawn from (split, index)."""
+
+    split: str
+    index: int
+    kind: str  # interruption, backchannel, none, tv, music, knocks
+    echo_over_user_db: float
+    echo_dbfs: float
+    voice: tuple[str, str]
+    text: str
+    pitch: int
+    speed: float
+    onset_s: float  # in the labelled part, from its start
+    device_pause: tuple[float, float] | None  # the device is silent (thinking) in this span
+    room: tuple[float, float, float]
+    rt60_s: float
+    spk_low_hz: float
+    spk_high_hz: float
+    spk_drive: float
+    output_delay_ms: float
+    fan_dbfs: float
+    seed: int
+
+
+def draw(split: str, index: int, kind: str | None = None) -> Spec:
+    """The scenario `index` of `split`, from its seed (`kind` forces the kind, for extra shards)."""
+    seed = {"train": 0, "val": 1_000_000, "test": 2_000_000}[split] + index
+    rng = np.random.default_rng(seed)
+    drawn = rng.choice(["interruption", "backchannel", "none", "tv", "music", "knocks"],
+                       p=[0.45, 0.15, 0.16, 0.10, 0.07, 0.07])
+    kind = kind or drawn
+    voices = TEST_VOICES if split == "test" else TRAIN_VOICES
+    voice = voices[rng.integers(len(voices))]
+    texts = {"interruption": INTERRUPTIONS, "backchannel": BACKCHANNELS, "tv": TV_LINES}.get(kind, [""])
+    if split == "test":  # test rooms: other sizes and absorption than training rooms
+        room = (float(rng.uniform(5.5, 9.0)), float(rng.uniform(4.5, 7.0)), float(rng.uniform(2.6, 3.2)))
+        rt60 = float(rng.uniform(0.25, 0.9))
+    else:
+        room = (float(rng.uniform(3.0, 6.0)), float(rng.uniform(2.5, 5.0)), float(rng.uniform(2.3, 2.8)))
+        rt60 = float(rng.uniform(0.15, 0.7))
+    pause = None
+    if rng.random() < 0.15:
+        start = float(rng.uniform(0.0, 7.0))
+        pause = (start, start + float(rng.uniform(1.5, 3.0)))
+    return Spec(
+        split=split, index=index, kind=str(kind),
+        echo_over_user_db=float(rng.uniform(-10.0, 20.0)), echo_dbfs=float(rng.uniform(-24.0, -14.0)),
+        voice=voice, text=str(texts[rng.integers(len(texts))]),
+        pitch=int(rng.integers(20, 80)), speed=float(rng.uniform(0.85, 1.2)),
+        onset_s=float(rng.uniform(0.3, 8.5)), device_pause=pause, room=room, rt60_s=rt60,
+        spk_low_hz=float(rng.uniform(150, 400)), spk_high_hz=float(rng.uniform(4500, 7500)),
+        spk_drive=float(rng.uniform(0.8, 3.0)), output_delay_ms=float(rng.uniform(5, 60)),
+        fan_dbfs=float(rng.uniform(-68, -45)), seed=seed,
+    )
+
+
+# -- voices ---------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4096)
+def say(engine: str, voice: str, text: str, pitch: int, speed: float) -> np.ndarray:
+    """A synthetic person saying `text`, 16 kHz, leading/trailing silence trimmed."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "say.wav"
+        if engine == "espeak":
+            cmd = ["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(int(165 * speed)), "-w", str(out), text]
+        elif engine == "flite":
+            cmd = ["flite", "-voice", voice, "--setf", f"duration_stretch={1 / speed:.2f}",
+                   "--setf", f"int_f0_target_mean={80 + pitch * 1.5:.0f}", "-t", text, "-o", str(out)]
+        else:
+            (Path(tmp) / "t.txt").write_text(text)
+            cmd = ["text2wave", "-eval", f"(voice_{voice})", str(Path(tmp) / "t.txt"), "-o", str(out)]
+        subprocess.run(cmd, check=True, capture_output=True)
+        audio = parse_wav(out.read_bytes(), out)
+    x = resample(audio.mono(), audio.sample_rate_hz, RATE)
+    if engine == "festival" and abs(speed - 1.0) > 0.02:  # tempo and pitch together, by resampling
+        x = resample(x, RATE, int(RATE / speed))
+    loud = np.flatnonzero(np.abs(x) > 0.01 * np.abs(x).max())
+    return x[loud[0] : loud[-1] + 1].astype(np.float32) if len(loud) else x
+
+
+@functools.lru_cache(maxsize=1)
+def device_lines() -> list[np.ndarray]:
+    """The device's voice (Piper joe) for every DEVICE_LINES entry, two prosodies each."""
+    from piper import SynthesisConfig
+
+    from device.scenarios import _piper_voice
+
+    voice = _piper_voice()
+    out = []
+    for i, text in enumerate(DEVICE_LINES):
+        for length in (0.95, 1.1):
+            cfg = SynthesisConfig(noise_scale=0.5, noise_w_scale=0.6, length_scale=length)
+            audio = np.concatenate([c.audio_float_array for c in voice.synthesize(text, syn_config=cfg)])
+            out.append(resample(audio, voice.config.sample_rate, RATE))
+    return out
+
+
+# -- sounds that are not a person talking to the device ---------------------------------------
+
+
+def music(seconds: float, rng) -> np.ndarray:
+    """Music-like: a few harmonic notes in a rhythm, with a soft drum."""
+    n = int(seconds * RATE)
+    t = np.arange(n) / RATE
+    out = np.zeros(n)
+    beat = float(rng.uniform(0.3, 0.6))
+    for start in np.arange(0, seconds, beat):
+        f0 = 110 * 2 ** (rng.integers(0, 24) / 12)
+        seg = (t >= start) & (t < start + beat * 1.5)
+        env = np.exp(-(t[seg] - start) * 3)
+        out[seg] += sum(np.sin(2 * np.pi * f0 * k * t[seg]) / k for k in range(1, 6)) * env
+        drum = (t >= start) & (t < start + 0.08)
+        out[drum] += rng.standard_normal(drum.sum()) * np.exp(-(t[drum] - start) * 60) * 2
+    return (out / (np.abs(out).max() + 1e-9)).astype(np.float32)
+
+
+def knocks(seconds: float, rng) -> np.ndarray:
+    """Knocks, taps and clatter: decaying bursts."""
+    n = int(seconds * RATE)
+    out = np.zeros(n)
+    for _ in range(int(rng.integers(3, 12))):
+        start = int(rng.uniform(0, seconds - 0.3) * RATE)
+        length = int(rng.uniform(0.02, 0.25) * RATE)
+        tone = np.sin(2 * np.pi * rng.uniform(150, 2500) * np.arange(length) / RATE)
+        burst = (rng.standard_normal(length) * rng.uniform(0.3, 1) + tone) * np.exp(-np.arange(length) / (length / 5))
+        out[start : start + length] += burst * rng.uniform(0.3, 1.0)
+    return (out / (np.abs(out).max() + 1e-9)).astype(np.float32)
+
+
+# -- rooms and the loudspeaker -------------------------------------------------------------
+
+
+def room_irs(spec: Spec, rng) -> dict[str, np.ndarray]:
+    """Impulse responses to the mic from the device's speaker, the user and a TV."""
+    import pyroomacoustics as pra
+
+    dims = np.array(spec.room)
+    absorption, max_order = pra.inverse_sabine(spec.rt60_s, dims)
+    room = pra.ShoeBox(dims, fs=RATE, materials=pra.Material(absorption), max_order=min(max_order, 12),
+                       air_absorption=True)
+    device = np.array([rng.uniform(0.5, dims[0] - 0.5), rng.uniform(0.3, 1.0), rng.uniform(0.7, 1.1)])
+    mic = device + np.array([rng.uniform(-0.06, 0.06), rng.uniform(0.02, 0.08), rng.uniform(0.03, 0.08)])
+    angle = rng.uniform(0, np.pi)
+    distance = rng.uniform(0.6, min(3.0, dims[1] - 1.2))
+    user = np.clip(mic + distance * np.array([np.cos(angle), np.sin(angle), 0.0]) + [0, 0, rng.uniform(0.2, 0.6)],
+                   0.2, dims - 0.2)
+    tv = np.array([rng.uniform(0.3, dims[0] - 0.3), dims[1] - 0.3, 1.0])
+    for position in (device, user, tv):
+        room.add_source(position)
+    room.add_microphone(mic)
+    room.compute_rir()
+    return {name: np.asarray(room.rir[0][i], dtype=np.float32) for i, name in enumerate(("device", "user", "tv"))}
+
+
+def loudspeaker(audio: np.ndarray, spec: Spec) -> np.ndarray:
+    """A small driver: soft clipping, then its band limits."""
+    clipped = np.tanh(spec.spk_drive * audio) / spec.spk_drive
+    return np.convolve(clipped, bandpass_fir(RATE, spec.spk_low_hz, spec.spk_high_hz), mode="same").astype(np.float32)
+
+
+def at(signal: np.ndarray, dbfs: float) -> np.ndarray:
+    rms = active_rms(signal)
+    return signal * np.float32(10 ** (dbfs / 20) / rms) if rms > 0 else signal
+
+
+# -- one scenario ---------------------------------------------------------------------------
+
+
+def render(spec: Spec) -> dict:
+    """The mic and reference of a scenario, and the frame labels of its labelled part."""
+    rng = np.random.default_rng(spec.seed + 7)
+    total = int((WARMUP_S + LABELLED_S) * RATE)
+    lines = device_lines()
+    ref = np.zeros(total, dtype=np.float32)  # what the device sends to its DAC
+    pos = 0
+    while pos < total:
+        line = lines[rng.integers(len(lines))] * np.float32(rng.uniform(0.7, 1.0))
+        end = min(total, pos + len(line))
+        ref[pos:end] = line[: end - pos]
+        pos = end + int(rng.uniform(0.1, 0.6) * RATE)
+    if spec.device_pause:
+        a, b = (int((WARMUP_S + t) * RATE) for t in spec.device_pause)
+        ref[a:b] = 0.0
+    irs = room_irs(spec, rng)
+    delay = int(spec.output_delay_ms * RATE / 1000)
+    echo = np.convolve(loudspeaker(ref, spec), irs["device"])[:total]
+    echo = np.concatenate([np.zeros(delay, np.float32), echo[: total - delay]])
+    echo = at(echo, spec.echo_dbfs) if active_rms(echo) > 0 else echo
+    user_dbfs = spec.echo_dbfs - spec.echo_over_user_db
+    mic = echo + pink_noise((WARMUP_S + LABELLED_S), spec.fan_dbfs, seed=spec.seed)[:total]
+    labels = np.zeros(total // FRAME_SAMPLES, dtype=np.int8)
+    onset = int((WARMUP_S + spec.onset_s) * RATE)
+    if spec.kind in ("interruption", "backchannel"):
+        dry = say(spec.voice[0], spec.voice[1], spec.text, spec.pitch, round(spec.speed, 2))
+        level = user_dbfs - (3.0 if spec.kind == "backchannel" else 0.0)
+        wet = at(np.convolve(dry, irs["user"])[: len(dry) + RATE // 4], level)
+        end = min(total, onset + len(wet))
+        mic[onset:end] += wet[: end - onset]
+        # Frames where the person's direct speech is present (gaps under 200 ms bridged).
+        active = np.abs(np.pad(dry, (0, max(0, end - onset - len(dry))))[: end - onset]) > 0.02 * np.abs(dry).max()
+        frames = np.zeros(len(labels), bool)
+        idx = (onset + np.flatnonzero(active)) // FRAME_SAMPLES
+        frames[np.unique(idx[idx < len(labels)])] = True
+        on = np.flatnonzero(frames)
+        if len(on):
+            frames[on[0] : on[-1] + 1] |= _bridge(frames[on[0] : on[-1] + 1], 6)
+        labels[frames] = PERSON if spec.kind == "interruption" else BACKCHANNEL
+    elif spec.kind == "tv":
+        tv = say("espeak" if spec.index % 2 else "flite", "en-us+m3" if spec.index % 2 else "kal16", spec.text,
+                 50, 1.0)
+        tv = np.tile(tv, total // len(tv) + 1)[:total]
+        mic += at(np.convolve(tv, irs["tv"])[:total], float(rng.uniform(-45, -32)))
+    elif spec.kind == "music":
+        mic += at(np.convolve(music(10.0, rng), irs["tv"])[:total], float(rng.uniform(-40, -28)))
+    elif spec.kind == "knocks":
+        mic += knocks(10.0, rng) * np.float32(10 ** (rng.uniform(-20, -6) / 20))
+    mic = np.clip(np.round(mic * 32767), -32768, 32767).astype(np.float32) / 32767  # the ADC
+    return {"mic": mic, "ref": ref, "labels": labels, "onset_frame": onset // FRAME_SAMPLES}
+
+
+def _bridge(frames: np.ndarray, max_gap: int) -> np.ndarray:
+    """Fill gaps of at most `max_gap` frames between active frames (pauses inside a phrase)."""
+    out = frames.copy()
+    on = np.flatnonzero(frames)
+    for a, b in zip(on, on[1:]):
+        if 1 < b - a <= max_gap + 1:
+            out[a:b] = True
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _raw_vad() -> SileroVad:
+    return SileroVad(verified_path("silero_vad"))
+
+
+def featurize(spec: Spec) -> dict:
+    """Run a scenario through the device's front end; per-frame features and labels."""
+    scene = render(spec)
+    stack = ListeningStack(Config())  # delay estimator + Speex AEC + Silero VAD, as on the device
+    extractor = FeatureExtractor()
+    raw_vad = _raw_vad()
+    raw_vad.reset()
+    mic, ref = scene["mic"], scene["ref"]
+    frames = len(scene["labels"])
+    features = np.zeros((frames, FEATURES), dtype=np.float32)
+    vad_raw = np.zeros(frames, dtype=np.float32)
+    ref_active = np.zeros(frames, dtype=bool)
+    for i in range(frames):
+        sl = slice(i * FRAME_SAMPLES, (i + 1) * FRAME_SAMPLES)
+        clean, aligned, vad = stack.front(mic[sl], ref[sl], i * FRAME_SAMPLES)
+        features[i] = extractor(mic[sl], clean, aligned, vad)
+        vad_raw[i] = raw_vad(mic[sl])
+        ref_active[i] = np.sqrt(np.mean(ref[sl] ** 2)) > 0.003
+    first = int(WARMUP_S * RATE) // FRAME_SAMPLES
+    return {
+        "features": features[first:].astype(np.float16), "labels": scene["labels"][first:],
+        "vad_raw": vad_raw[first:].astype(np.float16), "ref_active": ref_active[first:],
+        "onset_frame": scene["onset_frame"] - first, "meta": asdict(spec),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", choices=["train", "val", "test"], required=True)
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--start", type=int, default=0, help="first scenario index (for shards)")
+    parser.add_argument("--kind", choices=["interruption", "backchannel", "none", "tv", "music", "knocks"],
+                        help="only this kind of scenario (an extra shard of what the model gets wrong)")
+    parser.add_argument("--out", default=str(HERE / ".cache"))
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    for tool in ("espeak-ng", "flite", "text2wave"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is missing: ./setup.sh installs espeak-ng, flite and festival")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device_lines()  # synthesize the device's voice once, before the workers fork
+    started = time.time()
+    specs = [draw(args.split, i, args.kind) for i in range(args.start, args.start + args.count)]
+    with ProcessPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(featurize, specs, chunksize=8))
+    offsets = np.cumsum([0] + [len(r["labels"]) for r in results])
+    name = args.split if args.start == 0 else f"{args.split}-{args.start}"
+    np.savez_compressed(
+        out / f"{name}.npz",
+        features=np.concatenate([r["features"] for r in results]),
+        labels=np.concatenate([r["labels"] for r in results]),
+        vad_raw=np.concatenate([r["vad_raw"] for r in results]),
+        ref_active=np.concatenate([r["ref_active"] for r in results]),
+        offsets=offsets,
+        onset_frames=np.array([r["onset_frame"] for r in results]),
+        meta=np.array([json.dumps(r["meta"]) for r in results]),
+    )
+    counts = np.bincount(np.concatenate([r["labels"] for r in results]), minlength=3)
+    print(f"{args.split}: {args.count} scenarios, {offsets[-1]} frames (none/person/backchannel {counts.tolist()}) "
+          f"in {time.time() - started:.0f} s -> {out / (name + '.npz')}")
+
+
+if __name__ == "__main__":
+    main()

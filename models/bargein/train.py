@@ -1,0 +1,182 @@
+"""Train the barge-in classifier on models/bargein/.cache/{train,val}.npz and export it to ONNX.
+
+    .venv/bin/python models/bargein/train.py [--epochs 40]
+
+The model: feature normalisation (from the training set), a linear layer, two GRU
+layers and a 3-way softmax (nobody / a person talking to the device / a backchannel),
+run one 32 ms frame at a time with its state carried by the caller. Exported to
+models/bargein/bargein_gru.onnx (inputs features [1,1,F] and state [layers,1,H]; outputs
+probs [1,1,3] and state_out), checked against torch on a validation scenario, and its
+sha256 written into models/manifest.toml. Needs torch (training only; the device needs
+onnxruntime alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+HERE = Path(__file__).resolve().parent
+MODEL = HERE / "bargein_gru.onnx"
+HIDDEN = 64
+
+
+class BargeInNet(nn.Module):
+    """Normalise -> linear+ReLU -> GRU -> softmax over 3 classes."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray, hidden: int = HIDDEN, dropout: float = 0.2,
+                 layers: int = 1) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
+        self.inp = nn.Linear(len(mean), hidden)
+        self.gru = nn.GRU(hidden, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden, 3)
+
+    def forward(self, features: torch.Tensor, state: torch.Tensor):
+        z = self.drop(torch.relu(self.inp((features - self.mean) / self.std)))
+        y, state_out = self.gru(z, state)
+        return self.out(self.drop(y)), state_out
+
+
+class Streaming(nn.Module):
+    """One frame at a time, probabilities out: the exported form."""
+
+    def __init__(self, net: BargeInNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, features: torch.Tensor, state: torch.Tensor):
+        logits, state_out = self.net(features, state)
+        return torch.softmax(logits, dim=-1), state_out
+
+
+def load(split: str) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """(features [N, T, F], labels [N, T], metadata) of a split and its shards (<split>-*.npz)."""
+    files = sorted((HERE / ".cache").glob(f"{split}.npz")) + sorted((HERE / ".cache").glob(f"{split}-*.npz"))
+    if not files:
+        sys.exit(f"no {split} data in {HERE / '.cache'}: run models/bargein/generate.py --split {split}")
+    xs, ys, metas = [], [], []
+    for path in files:
+        data = np.load(path)
+        lengths = np.diff(data["offsets"])
+        if len(set(lengths)) != 1:
+            sys.exit(f"{path}: scenarios of different lengths; regenerate it")
+        n, t = len(lengths), int(lengths[0])
+        xs.append(data["features"].astype(np.float32).reshape(n, t, -1))
+        ys.append(data["labels"].astype(np.int64).reshape(n, t))
+        metas += [json.loads(m) for m in data["meta"]]
+    return np.concatenate(xs), np.concatenate(ys), metas
+
+
+def frame_weights(labels: np.ndarray) -> np.ndarray:
+    """Per-frame loss weights: people count more than silence, and their first frames most
+    (the decision has to come within a few frames of the onset)."""
+    weights = np.where(labels == 0, 1.0, 2.5).astype(np.float32)
+    for i, row in enumerate(labels):
+        on = np.flatnonzero(row > 0)
+        if len(on):
+            weights[i, on[0] : on[0] + 6] = 5.0
+    return weights
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hidden", type=int, default=HIDDEN)
+    parser.add_argument("--dropout", type=float, default=0.2)
+    parser.add_argument("--layers", type=int, default=2)
+    args = parser.parse_args()
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+
+    train_x, train_y, _ = load("train")
+    val_x, val_y, _ = load("val")
+    mean = train_x.reshape(-1, train_x.shape[-1]).mean(axis=0)
+    std = train_x.reshape(-1, train_x.shape[-1]).std(axis=0) + 1e-3
+    net = BargeInNet(mean, std, args.hidden, args.dropout, args.layers)
+    params = sum(p.numel() for p in net.parameters())
+    print(f"train {train_x.shape}, val {val_x.shape}; {params} parameters")
+
+    x, y = torch.tensor(train_x), torch.tensor(train_y)
+    w = torch.tensor(frame_weights(train_y))
+    vx, vy = torch.tensor(val_x), torch.tensor(val_y)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-3)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    loss_fn = nn.CrossEntropyLoss(reduction="none")
+    best, best_state = float("inf"), None
+    for epoch in range(args.epochs):
+        started = time.time()
+        net.train()
+        order = rng.permutation(len(x))
+        total = 0.0
+        for i in range(0, len(order), args.batch):
+            idx = order[i : i + args.batch]
+            h0 = torch.zeros(args.layers, len(idx), args.hidden)
+            logits, _ = net(x[idx], h0)
+            loss = (loss_fn(logits.reshape(-1, 3), y[idx].reshape(-1)) * w[idx].reshape(-1)).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            optimizer.step()
+            total += loss.item() * len(idx)
+        scheduler.step()
+        net.eval()
+        with torch.no_grad():
+            vlogits, _ = net(vx, torch.zeros(args.layers, len(vx), args.hidden))
+            vloss = loss_fn(vlogits.reshape(-1, 3), vy.reshape(-1)).mean().item()
+            pred = vlogits.argmax(-1)
+            recall = [(pred[vy == c] == c).float().mean().item() for c in range(3)]
+        if vloss < best:
+            best, best_state = vloss, {k: v.clone() for k, v in net.state_dict().items()}
+        print(f"epoch {epoch + 1:2d}: train {total / len(x):.4f}  val {vloss:.4f}  frame recall "
+              f"none {recall[0]:.3f} person {recall[1]:.3f} backchannel {recall[2]:.3f}  ({time.time() - started:.0f} s)",
+              flush=True)
+    net.load_state_dict(best_state)
+    export(net, val_x[0])
+
+
+def export(net: BargeInNet, check_sequence: np.ndarray) -> None:
+    """Write the ONNX model, check it against torch frame by frame, record its sha256."""
+    import onnxruntime
+
+    streaming = Streaming(net).eval()  # the exporter restores this mode afterwards, recursively
+    hidden, layers = net.gru.hidden_size, net.gru.num_layers
+    features, state = torch.zeros(1, 1, net.mean.shape[0]), torch.zeros(layers, 1, hidden)
+    torch.onnx.export(streaming, (features, state), str(MODEL), input_names=["features", "state"],
+                      output_names=["probs", "state_out"], opset_version=17, dynamo=False)
+    session = onnxruntime.InferenceSession(str(MODEL), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        expected, _ = streaming(torch.tensor(check_sequence[None]), torch.zeros(layers, 1, hidden))
+    s = np.zeros((layers, 1, hidden), dtype=np.float32)
+    got = []
+    for frame in check_sequence:
+        p, s = session.run(None, {"features": frame[None, None].astype(np.float32), "state": s})
+        got.append(p[0, 0])
+    error = np.abs(np.array(got) - expected[0].numpy()).max()
+    if error > 1e-4:
+        sys.exit(f"ONNX and torch disagree by {error}")
+    digest = hashlib.sha256(MODEL.read_bytes()).hexdigest()
+    manifest = HERE.parent / "manifest.toml"
+    text = manifest.read_text()
+    text = re.sub(r'(\[models\.bargein_classifier\][^\[]*?sha256 = ")[0-9a-f]*(")', rf"\g<1>{digest}\g<2>", text)
+    manifest.write_text(text)
+    print(f"wrote {MODEL} ({MODEL.stat().st_size / 1024:.0f} KB, sha256 {digest[:12]}...); "
+          f"streaming ONNX matches torch within {error:.1e}")
+
+
+if __name__ == "__main__":
+    main()

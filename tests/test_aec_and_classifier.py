@@ -1,0 +1,165 @@
+"""Echo cancellation, delay tracking, features and the barge-in classifier on real audio."""
+
+import numpy as np
+import pytest
+
+from conftest import onset_of
+from device.audio.echo_path import EchoPath
+from device.audio.wav import read_mono
+from device.config import Config, with_overrides
+from device.listen.aec import DelayEstimator, NoCanceller, SpeexCanceller
+from device.listen.classifier import BargeInClassifier
+from device.listen.features import FEATURES, FeatureExtractor, mel_filterbank
+from device.listen.stack import ListeningStack
+from device.listen.vad import FRAME_SAMPLES
+from device.models import verified_path
+
+
+def frames(*signals):
+    n = min(len(s) for s in signals)
+    for i in range(0, n - FRAME_SAMPLES + 1, FRAME_SAMPLES):
+        yield i, tuple(s[i : i + FRAME_SAMPLES] for s in signals)
+
+
+@pytest.fixture(scope="module")
+def answer(recordings):
+    return read_mono(recordings / "answer.wav", 16000)
+
+
+@pytest.mark.parametrize("delay_ms", [0.0, 24.0, 90.0])
+def test_delay_estimator_finds_the_output_to_mic_delay(answer, delay_ms):
+    echo = EchoPath(16000, room="small", delay_ms=delay_ms, seed=1).apply(answer)
+    estimator = DelayEstimator()
+    for _, (mic, ref) in frames(echo, answer):
+        estimator.update(mic, ref)
+    # + ~4 ms: the loudspeaker filter's own group delay.
+    assert estimator.delay_samples is not None and abs(estimator.delay_samples / 16 - delay_ms - 4) <= 2
+
+
+def test_delay_estimator_waits_while_nothing_plays():
+    estimator = DelayEstimator()
+    noise = np.random.default_rng(0).standard_normal(16000 * 3).astype(np.float32) * 0.01
+    for _, (mic, ref) in frames(noise, np.zeros_like(noise)):
+        estimator.update(mic, ref)
+    assert estimator.delay_samples is None and estimator.estimates == 0
+
+
+def test_speex_removes_the_echo_and_keeps_the_user(answer, recordings):
+    stack = ListeningStack(Config())
+    echo = EchoPath(16000, room="small", delay_ms=24.0, seed=2).apply(answer)
+    user = read_mono(recordings / "interrupt_m3.wav", 16000)[: len(echo)]
+    onset = onset_of("interrupt_m3.wav")
+    mic = echo[: len(user)] + user
+    clean = np.zeros_like(mic)
+    for i, (m, r) in frames(mic, answer):
+        clean[i : i + FRAME_SAMPLES], _, _ = stack.front(m, r, i)
+    before = slice(int(3 * 16000), int((onset - 0.2) * 16000))
+    erle = 10 * np.log10(np.mean(echo[before] ** 2) / np.mean(clean[before] ** 2))
+    assert erle > 10  # dB of echo removed once converged
+    during = slice(int(onset * 16000), int((onset + 1.0) * 16000))
+    kept = np.dot(clean[during], user[during]) / np.dot(user[during], user[during])
+    assert 0.7 < kept < 1.3  # the user's voice passes through, not cancelled with the echo
+    assert SpeexCanceller().process(mic[:512], answer[:512]).shape == (512,)
+    assert np.array_equal(NoCanceller().process(mic[:512], answer[:512]), mic[:512])
+
+
+def test_features_have_the_trained_shape():
+    bank = mel_filterbank()
+    assert bank.shape == (24, 257) and np.all(bank.sum(axis=1) > 0)
+    x = np.random.default_rng(0).standard_normal(512).astype(np.float32)
+    f = FeatureExtractor()(x, x * 0.1, x, 0.3)
+    assert f.shape == (FEATURES,) and f.dtype == np.float32 and f[-1] == np.float32(0.3)
+    assert f[0] == pytest.approx(f[48], abs=1e-5)  # the same signal gives the same log-mel
+
+
+def run_stack(mic, ref, config=None):
+    stack = ListeningStack(config or Config())
+    person, decisions = [], []
+    for i, (m, r) in frames(mic, ref):
+        report = stack.process(m, r, i, active=True)
+        person.append(report.user_prob)
+        decisions += [(d.kind, report.end_s) for d in report.decisions]
+    return np.array(person), decisions
+
+
+def test_classifier_hears_a_person_over_the_echo_and_not_the_echo(answer, recordings):
+    echo = EchoPath(16000, room="small", delay_ms=24.0, seed=3).apply(answer)
+    user = read_mono(recordings / "interrupt_f3.wav", 16000)[: len(echo)]
+    onset = onset_of("interrupt_f3.wav")
+    person, decisions = run_stack(echo[: len(user)] + user, answer)
+    frame = np.arange(len(person)) * 0.032
+    assert np.percentile(person[(frame > 1.0) & (frame < onset - 0.2)], 99) < 0.5  # echo only
+    assert person[(frame >= onset) & (frame < onset + 0.6)].max() > 0.9  # the person
+    confirmed = [t for kind, t in decisions if kind == "bargein_confirmed"]
+    assert confirmed and onset < confirmed[0] < onset + 0.5
+    _, echo_decisions = run_stack(echo, answer)
+    assert not [d for d in echo_decisions if d[0] == "bargein_confirmed"]
+
+
+def test_backchannel_setting_changes_what_counts(answer):
+    model = verified_path("bargein_classifier")
+    resume, interrupt = BargeInClassifier(model), BargeInClassifier(model, backchannels_interrupt=True)
+    x = answer[16000:16512]
+    assert interrupt.update(x, x, x, 0.9, True) >= resume.update(x, x, x, 0.9, True)
+    assert with_overrides(Config(), bargein={"backchannels": "interrupt"}).bargein.backchannels == "interrupt"
+
+
+def espeak(text: str, voice: str, tmp_path) -> np.ndarray:
+    """A held-out synthetic person (a voice the classifier never trained on), 16 kHz, trimmed."""
+    import subprocess
+
+    out = tmp_path / "say.wav"
+    subprocess.run(["espeak-ng", "-v", voice, "-w", str(out), text], check=True, capture_output=True)
+    x = read_mono(out, 16000)
+    loud = np.flatnonzero(np.abs(x) > 0.01 * np.abs(x).max())
+    return x[loud[0] : loud[-1] + 1]
+
+
+def over_the_echo(answer, words, at_s, echo_over_user_db, seed):
+    """The device's echo with `words` said over it at `at_s`, echo `echo_over_user_db` louder."""
+    echo = EchoPath(16000, room="small", delay_ms=24.0, seed=seed).apply(answer)[: 10 * 16000]
+    rms = lambda x: np.sqrt(np.mean(x[np.abs(x) > 0.01 * np.abs(x).max()] ** 2))  # noqa: E731
+    start = int(at_s * 16000)
+    mic = echo.copy()
+    mic[start : start + len(words)] += words * (rms(echo) / rms(words) / 10 ** (echo_over_user_db / 20))
+    return mic, answer[: len(mic)]
+
+
+@pytest.mark.parametrize("text", ["Stop.", "Wait."])
+def test_short_commands_interrupt(answer, tmp_path, text):
+    words = espeak(text, "en-gb-scotland+m3", tmp_path)
+    mic, ref = over_the_echo(answer, words, at_s=5.0, echo_over_user_db=6.0, seed=4)
+    _, decisions = run_stack(mic, ref)
+    confirmed = [t for kind, t in decisions if kind == "bargein_confirmed"]
+    assert confirmed and 5.0 < confirmed[0] < 5.0 + 0.5, decisions
+
+
+def test_backchannels_resume_by_default_and_interrupt_when_configured(answer, tmp_path):
+    words = espeak("Mm-hmm.", "en-029+f4", tmp_path)
+    mic, ref = over_the_echo(answer, words, at_s=5.0, echo_over_user_db=0.0, seed=5)
+    _, decisions = run_stack(mic, ref)
+    assert not [t for kind, t in decisions if kind == "bargein_confirmed"], decisions
+    interrupt = with_overrides(Config(), bargein={"backchannels": "interrupt"})
+    _, decisions = run_stack(mic, ref, interrupt)
+    confirmed = [t for kind, t in decisions if kind == "bargein_confirmed"]
+    assert confirmed and 5.0 < confirmed[0] < 5.0 + 0.8, decisions
+
+
+def test_a_command_after_a_backchannel_in_the_same_answer_still_interrupts(answer, tmp_path):
+    backchannel = espeak("Mm-hmm.", "en-029+f4", tmp_path)
+    command = espeak("Stop.", "en-029+f4", tmp_path)
+    mic, ref = over_the_echo(answer, backchannel, at_s=5.0, echo_over_user_db=0.0, seed=5)
+    start = int(8.0 * 16000)
+    mic[start : start + len(command)] += command * (np.abs(mic).max() / np.abs(command).max() / 2)
+    _, decisions = run_stack(mic, ref)
+    confirmed = [t for kind, t in decisions if kind == "bargein_confirmed"]
+    assert confirmed and 8.0 < confirmed[0] < 8.5, decisions
+
+
+def test_caution_only_while_the_canceller_is_new_and_the_device_plays(answer):
+    stack = ListeningStack(with_overrides(Config(), aec={"converge_s": 1.0}))
+    silence = np.zeros(FRAME_SAMPLES, dtype=np.float32)
+    assert not stack._converging(silence)  # nothing played: no echo to leak
+    talking = [stack._converging(answer[i : i + FRAME_SAMPLES]) for i in range(0, 3 * 16000, FRAME_SAMPLES)]
+    assert any(talking[:16]) and not talking[-1]  # trusted once it has heard ~1 s of the device
+    assert ListeningStack(with_overrides(Config(), aec={"engine": "none"}))._converging(answer[:512]) is False
