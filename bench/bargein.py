@@ -3,10 +3,12 @@
     .venv/bin/python bench/bargein.py [--jobs 2] [--quick]
 
 Every scenario runs through `device.replay.replay` (the whole device, virtual clock,
-echo loop). Interruptions give onset -> tentative / confirmed / output -20 dB /
-output silent; echo-only runs (the device talking, nobody else) give false
-tentatives (audible ducks) and false confirmations (the device interrupting itself)
-per hour of device speech. Prints figures; asserts nothing about time.
+echo loop). Interruptions, per level of the echo against the user, give recall and
+onset -> tentative / confirmed / output -20 dB / output silent. Echo-only runs (the
+device talking, nobody else), per level of room noise (a quiet room is the hard case:
+nothing masks what the canceller leaves), give false tentatives (audible ducks) and false
+confirmations (the device interrupting itself) per hour of device speech. Prints
+figures; asserts nothing about time.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from replay_set import ECHO_OVER_USER_DB, echo_gain_for, make_set  # noqa: E402
+from replay_set import ECHO_OVER_USER_DB, NOISE_IN_RECORDINGS_DBFS, make_set, user_gain_for  # noqa: E402
 
 from device.config import load_config, with_overrides  # noqa: E402
 from device.replay import replay  # noqa: E402
@@ -33,16 +35,22 @@ from device.replay import replay  # noqa: E402
 ROOMS = ("small", "none")
 
 
+# Room noise for the echo-only runs: the recordings hold pink noise at -55 dBFS, scaled here.
+NOISE_DBFS = (-40.0, -55.0, -70.0)
+
+
 def run_one(job: tuple) -> dict:
-    """One replay in a worker process; returns its figures."""
-    config_path, scenario, echo_db, room, seed = job
-    config = with_overrides(load_config(config_path),
-                            simulation={"echo_gain_db": echo_gain_for(echo_db), "room": room, "seed": seed})
-    result = asyncio.run(replay(config, scenario.user_wav, scenario.answer_wav, onset_s=scenario.onset_s))
+    """One replay in a worker process; returns its figures. `level` is the echo over the
+    user (interruptions) or the room noise in dBFS (echo-only runs)."""
+    config_path, scenario, level, room, seed = job
+    config = with_overrides(load_config(config_path), simulation={"echo_gain_db": 0.0, "room": room, "seed": seed})
+    gain = user_gain_for(level) if scenario.onset_s is not None else level - NOISE_IN_RECORDINGS_DBFS
+    result = asyncio.run(replay(config, scenario.user_wav, scenario.answer_wav, onset_s=scenario.onset_s,
+                                user_gain_db=gain))
     early = [e for e in result.events if e["event"] == "bargein_confirmed"
              and (scenario.onset_s is None or e["t"] < scenario.onset_s)]
     return {
-        "echo_db": echo_db,
+        "level": level,
         "interrupt": scenario.onset_s is not None,
         "answer_s": scenario.answer_s,
         "tentative_ms": result.after_onset_ms(result.tentative_s),
@@ -74,39 +82,47 @@ def main() -> None:
     for echo_db in ECHO_OVER_USER_DB:
         for i, scenario in enumerate(interrupts):
             jobs.append((args.config, scenario, echo_db, ROOMS[i % 2], i))
+    for noise_dbfs in NOISE_DBFS:
         for i, scenario in enumerate(echo_only):
             for room in ROOMS[:1] if args.quick else ROOMS:
                 for seed in (0,) if args.quick else (0, 1, 2):
-                    jobs.append((args.config, scenario, echo_db, room, 1000 + 10 * i + seed))
+                    jobs.append((args.config, scenario, noise_dbfs, room, 1000 + 10 * i + seed))
     started = time.perf_counter()
     with ProcessPoolExecutor(args.jobs) as pool:
         rows = list(pool.map(run_one, jobs))
     elapsed = time.perf_counter() - started
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-          f"{len(jobs)} replays in {elapsed:.0f} s with {args.jobs} jobs")
-    per_level = [r for r in rows if r["echo_db"] == ECHO_OVER_USER_DB[0]]
-    print(f"per echo level: {len(interrupts)} interruptions (6 espeak-ng voices) and "
-          f"{sum(r['exposure_s'] for r in per_level) / 60:.1f} min of device speech before any user spoke\n")
+          f"{len(jobs)} replays in {elapsed:.0f} s with {args.jobs} jobs\n")
+    print(f"{len(interrupts)} interruptions (6 espeak-ng voices) per echo level; times in ms after the user's "
+          "true onset")
     header = (f"{'echo-user':>9} | {'recall':>6} | {'tent p50':>8} {'p95':>6} | {'conf p50':>8} {'p95':>6} | "
-              f"{'-20dB p50':>9} {'p95':>6} | {'silent p50':>10} {'p95':>6} | {'false conf/h':>12} | {'ducks/h':>7}")
+              f"{'-20dB p50':>9} {'p95':>6} | {'silent p50':>10} {'p95':>6}")
     print(header)
     print("-" * len(header))
     for echo_db in ECHO_OVER_USER_DB:
-        level = [r for r in rows if r["echo_db"] == echo_db]
-        hit = [r for r in level if r["interrupt"]]
+        hit = [r for r in rows if r["interrupt"] and r["level"] == echo_db]
         confirmed = [r["confirmed_ms"] for r in hit if r["confirmed_ms"] is not None]
         tentative = [r["tentative_ms"] for r in hit if r["tentative_ms"] is not None]
         minus20 = [r["minus20_ms"] for r in hit if r["minus20_ms"] is not None]
         silent = [r["silent_ms"] for r in hit if r["silent_ms"] is not None]
-        hours = sum(r["exposure_s"] for r in level) / 3600
-        false_conf = sum(r["false_confirms"] for r in level) / hours
-        ducks = sum(r["false_tentatives"] for r in level) / hours
         print(f"{echo_db:+7.0f}dB | {len(confirmed) / len(hit):6.2f} | {_pct(tentative, 50):>8} {_pct(tentative, 95)} | "
               f"{_pct(confirmed, 50):>8} {_pct(confirmed, 95)} | {_pct(minus20, 50):>9} {_pct(minus20, 95)} | "
-              f"{_pct(silent, 50):>10} {_pct(silent, 95)} | {false_conf:12.1f} | {ducks:7.0f}")
-    print("\ntimes in ms after the user's true onset; 'ducks' are tentative barge-ins without a user "
-          "(audible dips), 'false conf' the device interrupting itself")
+              f"{_pct(silent, 50):>10} {_pct(silent, 95)}")
+    before = [r for r in rows if r["interrupt"]]
+    hours = sum(r["exposure_s"] for r in before) / 3600
+    print(f"  before the users spoke ({hours * 60:.1f} min of device speech): "
+          f"{sum(r['false_confirms'] for r in before) / hours:.1f} false confirmations/h, "
+          f"{sum(r['false_tentatives'] for r in before) / hours:.0f} ducks/h")
+
+    print("\nthe device talking, nobody else; 'ducks' are tentative barge-ins (audible dips), 'false conf' "
+          "the device interrupting itself")
+    print(f"{'room noise':>10} | {'device speech':>13} | {'false conf/h':>12} | {'ducks/h':>7}")
+    for noise_dbfs in NOISE_DBFS:
+        level = [r for r in rows if not r["interrupt"] and r["level"] == noise_dbfs]
+        hours = sum(r["exposure_s"] for r in level) / 3600
+        print(f"{noise_dbfs:6.0f} dBFS | {hours * 60:9.1f} min | {sum(r['false_confirms'] for r in level) / hours:12.1f} | "
+              f"{sum(r['false_tentatives'] for r in level) / hours:7.0f}")
 
 
 if __name__ == "__main__":

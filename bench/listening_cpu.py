@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/listening_cpu.py [--seconds 60]
 
-Runs VAD + echo gate + segmenter + barge-in policy over device echo with a user
-talking over it, as `detect` does, and reports thread CPU time (time.thread_time, so
-other load on the machine does not count) per stage. Prints figures only.
+Runs the full stack (delay tracking, Speex echo canceller, Silero VAD, the barge-in
+classifier, segmenter and policy) over device echo with a user talking over it, as
+`detect` does, and reports thread CPU time (time.thread_time, so other load on the
+machine does not count) per stage. Prints figures only.
 """
 
 from __future__ import annotations
@@ -43,22 +44,26 @@ def main() -> None:
     frames = len(mic) // FRAME_SAMPLES
 
     stack = ListeningStack(Config())
-    stages = {"vad": 0.0, "echo gate": 0.0, "segmenter + policy": 0.0}
-    vad, gate = stack.vad, stack.evidence
+    stages = {"align (delay tracking)": 0.0, "echo canceller": 0.0, "vad": 0.0, "classifier": 0.0,
+              "segmenter + policy": 0.0}
     start_all = time.thread_time()
     for i in range(frames):
-        m, r = mic[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES], ref[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES]
+        sl = slice(i * FRAME_SAMPLES, (i + 1) * FRAME_SAMPLES)
+        m, r = mic[sl], ref[sl]
         t0 = time.thread_time()
-        p = vad(m)
+        aligned = stack.align(m, r, i * FRAME_SAMPLES)
         t1 = time.thread_time()
-        q = gate.update(m, r, learn=True)
+        clean = stack.canceller.process(m, aligned)
         t2 = time.thread_time()
+        p = stack.vad(clean)
+        t3 = time.thread_time()
+        q = stack.evidence.update(m, clean, aligned, p, True)
+        t4 = time.thread_time()
         stack.segmenter.update(i * 0.032, p)
         stack.policy.update(i * 0.032, p, q, True)
-        t3 = time.thread_time()
-        stages["vad"] += t1 - t0
-        stages["echo gate"] += t2 - t1
-        stages["segmenter + policy"] += t3 - t2
+        t5 = time.thread_time()
+        for name, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+            stages[name] += dt
     total = time.thread_time() - start_all
     audio_s = frames * FRAME_SAMPLES / 16000
 

@@ -3,8 +3,9 @@
 Made once with Piper (the device) and espeak-ng (users) and cached under
 bench/.cache/ (not in git); `make_set()` returns the scenarios. Echo levels are given
 as the echo's level at the mic relative to the user's speech, the figure that makes
-barge-in hard: the device speaks at -20 dBFS, users at -26 dBFS, so an echo gain of
-0 dB puts the echo ~6 dB above the user.
+barge-in hard. The echo stays at a realistic level (the device's -20 dBFS through an
+echo path of 0 dB) and the user gets quieter: a louder echo would clip the mic, which
+no device is set up to do.
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ ANSWERS = (
     "minutes, and you can buy a ticket at the machine on the platform or with the app on your phone.",
 )
 ECHO_OVER_USER_DB = (-10.0, 0.0, 10.0, 20.0)
+NOISE_IN_RECORDINGS_DBFS = -55.0  # the room noise in every user recording (scaled with the user)
 
 
-def echo_gain_for(echo_over_user_db: float) -> float:
-    """simulation.echo_gain_db that puts the echo `echo_over_user_db` above the user."""
-    return echo_over_user_db - (DEVICE_LEVEL_DBFS - USER_LEVEL_DBFS)
+def user_gain_for(echo_over_user_db: float) -> float:
+    """Gain for the user recordings (made at USER_LEVEL_DBFS) that puts the echo
+    `echo_over_user_db` above the user, with the echo path at 0 dB."""
+    return (DEVICE_LEVEL_DBFS - echo_over_user_db) - USER_LEVEL_DBFS
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,6 @@ def make_set(per_answer: int = 6) -> tuple[list[Scenario], list[Scenario]]:
             interrupts.append(Scenario(f"a{a}-u{index}", path, answer_wav, onset, seconds))
         path = CACHE / f"nouser{a}.wav"
         if not path.exists():
-            no_user(seconds, noise_dbfs=-55.0, seed=100 + a).save(path)
+            no_user(seconds, noise_dbfs=NOISE_IN_RECORDINGS_DBFS, seed=100 + a).save(path)
         echo_only.append(Scenario(f"a{a}-none", path, answer_wav, None, seconds))
     return interrupts, echo_only
