@@ -90,7 +90,7 @@ class BargeInConfig:
     """Consecutive speech frames (32 ms each) that open a tentative barge-in."""
     tentative_user_prob: float = 0.5
     """Evidence (probability that a person, not the echo, is talking) needed to go tentative."""
-    confirm_user_prob: float = 0.5
+    confirm_user_prob: float = 0.6
     """Evidence a speech frame needs to count towards confirmation."""
     confirm_frames: int = 3
     """Speech frames with enough evidence that confirm a barge-in (3 = 96 ms)."""
