@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from replay_set import ECHO_OVER_USER_DB, NOISE_IN_RECORDINGS_DBFS, make_set, user_gain_for  # noqa: E402
 
-from device.config import load_config, with_overrides  # noqa: E402
+from device.config import Config, load_config, with_overrides  # noqa: E402
 from device.replay import replay  # noqa: E402
 
 ROOMS = ("small", "none")
@@ -37,6 +37,7 @@ ROOMS = ("small", "none")
 
 # Room noise for the echo-only runs: the recordings hold pink noise at -55 dBFS, scaled here.
 NOISE_DBFS = (-40.0, -55.0, -70.0)
+WARM_S = Config().aec.converge_s  # from here on in each replay the canceller has converged
 
 
 def run_one(job: tuple) -> dict:
@@ -47,8 +48,12 @@ def run_one(job: tuple) -> dict:
     gain = user_gain_for(level) if scenario.onset_s is not None else level - NOISE_IN_RECORDINGS_DBFS
     result = asyncio.run(replay(config, scenario.user_wav, scenario.answer_wav, onset_s=scenario.onset_s,
                                 user_gain_db=gain))
-    early = [e for e in result.events if e["event"] == "bargein_confirmed"
+    early = [e["t"] for e in result.events if e["event"] == "bargein_confirmed"
              and (scenario.onset_s is None or e["t"] < scenario.onset_s)]
+    # The device stops at its first false confirmation: the device speech it was exposed to
+    # ends there. Each replay starts with a new echo canceller; from WARM_S on it has
+    # converged, as it has in a device that has been talking since start-up.
+    exposed_s = early[0] if early else (scenario.onset_s if scenario.onset_s is not None else scenario.answer_s)
     return {
         "level": level,
         "interrupt": scenario.onset_s is not None,
@@ -57,10 +62,13 @@ def run_one(job: tuple) -> dict:
         "confirmed_ms": result.after_onset_ms(result.confirmed_s),
         "minus20_ms": result.after_onset_ms(result.output_minus20db_s),
         "silent_ms": result.after_onset_ms(result.output_silent_s),
-        "false_confirms": len(early),
+        "onset_s": scenario.onset_s,
+        "false_confirms": int(bool(early)),
+        "warm_false_confirms": int(bool(early) and early[0] >= WARM_S),
         "tentatives": result.tentatives,
         # speech the device played before anyone interrupted it (the exposure to false alarms)
-        "exposure_s": scenario.onset_s if scenario.onset_s is not None else scenario.answer_s,
+        "exposure_s": exposed_s,
+        "warm_exposure_s": max(0.0, exposed_s - WARM_S),
         "false_tentatives": sum(1 for e in result.events if e["event"] == "bargein_tentative"
                                 and (scenario.onset_s is None or e["t"] < scenario.onset_s)),
     }
@@ -97,7 +105,8 @@ def main() -> None:
     print(f"{len(interrupts)} interruptions (6 espeak-ng voices) per echo level; times in ms after the user's "
           "true onset")
     header = (f"{'echo-user':>9} | {'recall':>6} | {'tent p50':>8} {'p95':>6} | {'conf p50':>8} {'p95':>6} | "
-              f"{'-20dB p50':>9} {'p95':>6} | {'silent p50':>10} {'p95':>6}")
+              f"{'-20dB p50':>9} {'p95':>6} | {'silent p50':>10} {'p95':>6} | onset after {WARM_S:.0f} s: "
+              "recalled, conf p50 p95")
     print(header)
     print("-" * len(header))
     for echo_db in ECHO_OVER_USER_DB:
@@ -106,9 +115,12 @@ def main() -> None:
         tentative = [r["tentative_ms"] for r in hit if r["tentative_ms"] is not None]
         minus20 = [r["minus20_ms"] for r in hit if r["minus20_ms"] is not None]
         silent = [r["silent_ms"] for r in hit if r["silent_ms"] is not None]
+        warm = [r for r in hit if r["onset_s"] >= WARM_S]
+        warm_confirmed = [r["confirmed_ms"] for r in warm if r["confirmed_ms"] is not None]
         print(f"{echo_db:+7.0f}dB | {len(confirmed) / len(hit):6.2f} | {_pct(tentative, 50):>8} {_pct(tentative, 95)} | "
               f"{_pct(confirmed, 50):>8} {_pct(confirmed, 95)} | {_pct(minus20, 50):>9} {_pct(minus20, 95)} | "
-              f"{_pct(silent, 50):>10} {_pct(silent, 95)}")
+              f"{_pct(silent, 50):>10} {_pct(silent, 95)} | {len(warm_confirmed)}/{len(warm)} "
+              f"{_pct(warm_confirmed, 50)} {_pct(warm_confirmed, 95)}")
     before = [r for r in rows if r["interrupt"]]
     hours = sum(r["exposure_s"] for r in before) / 3600
     print(f"  before the users spoke ({hours * 60:.1f} min of device speech): "
@@ -117,12 +129,15 @@ def main() -> None:
 
     print("\nthe device talking, nobody else; 'ducks' are tentative barge-ins (audible dips), 'false conf' "
           "the device interrupting itself")
-    print(f"{'room noise':>10} | {'device speech':>13} | {'false conf/h':>12} | {'ducks/h':>7}")
+    print(f"{'room noise':>10} | {'device speech':>13} | {'false conf/h':>12} | {'ducks/h':>7} | "
+          f"after {WARM_S:.0f} s: false conf/h")
     for noise_dbfs in NOISE_DBFS:
         level = [r for r in rows if not r["interrupt"] and r["level"] == noise_dbfs]
         hours = sum(r["exposure_s"] for r in level) / 3600
+        warm_hours = sum(r["warm_exposure_s"] for r in level) / 3600
         print(f"{noise_dbfs:6.0f} dBFS | {hours * 60:9.1f} min | {sum(r['false_confirms'] for r in level) / hours:12.1f} | "
-              f"{sum(r['false_tentatives'] for r in level) / hours:7.0f}")
+              f"{sum(r['false_tentatives'] for r in level) / hours:7.0f} | "
+              f"{sum(r['warm_false_confirms'] for r in level) / warm_hours:6.1f} in {warm_hours * 60:.1f} min")
 
 
 if __name__ == "__main__":
