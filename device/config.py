@@ -173,6 +173,7 @@ class AecConfig:
     def __post_init__(self) -> None:
         _check(self.engine in ("speex", "none"), "aec.engine", f"is {self.engine!r}; use speex or none")
         _check(20.0 <= self.filter_ms <= 500.0, "aec.filter_ms", "must be 20..500 ms")
+        _check(self.converge_s >= 0.0, "aec.converge_s", "must be >= 0 s (0: trust the canceller at once)")
 
 
 @dataclass(frozen=True)

@@ -85,3 +85,12 @@ def test_while_the_canceller_converges_more_evidence_is_needed():
     for i, (vad, p) in enumerate(frames):
         out += [(i, d.kind) for d in cautious.update(i * FRAME_S, vad, p, True, cautious=True)]
     assert out == [(2, "bargein_tentative"), (9, "bargein_confirmed")]  # 8 frames of evidence, not 3
+
+
+def test_a_person_who_starts_during_rejected_echo_is_still_heard():
+    # Echo opens a tentative barge-in and is rejected as echo while the speech goes on; then a
+    # person's strong evidence arrives without a pause in the speech.
+    frames = [(0.9, 0.5)] + [(0.9, 0.1)] * 4 + [(0.9, 0.95)] * 6
+    out = run(BargeInPolicy(CFG), frames)
+    assert out[:2] == [(0, "bargein_tentative", ""), (4, "bargein_rejected", "echo")]
+    assert (5, "bargein_tentative", "") in out and out[-1][1] == "bargein_confirmed"

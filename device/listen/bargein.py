@@ -100,7 +100,11 @@ class BargeInPolicy:
             self._rearmed = True
             return None
         if not self._rearmed:
-            return None  # the sound that was just rejected is still going: wait for a fresh onset
+            # The sound that was just rejected is still going: wait for a fresh onset, or for
+            # strong evidence (a person who started talking during the rejected echo).
+            if user_prob < self._cfg.confirm_user_prob:
+                return None
+            self._rearmed = True
         if self._onset_run == 0:
             self._onset_s = frame_start_s
             # Soon after a rejection this is likely the same person, rejected too early:
