@@ -22,6 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .audio.wav import to_pcm16
 from .config import SttConfig
 from .errors import ModelError
 from .models import REPO_DIR
@@ -59,7 +60,7 @@ class Recognizer(Protocol):
 
 
 def _pcm16(audio: np.ndarray) -> bytes:
-    return np.clip(np.round(audio * 32767.0), -32768, 32767).astype("<i2").tobytes()
+    return to_pcm16(audio).tobytes()
 
 
 class VoskRecognizer:

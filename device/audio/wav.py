@@ -103,12 +103,17 @@ def parse_wav(data: bytes, path: str | Path = "<bytes>") -> Audio:
     return Audio(samples.reshape(-1, channels), rate)
 
 
+def to_pcm16(samples: np.ndarray) -> np.ndarray:
+    """Float samples in -1..1 as 16-bit little-endian PCM (rounded, clipped)."""
+    return np.clip(np.round(samples * 32767.0), -32768, 32767).astype("<i2")
+
+
 def write_wav(path: str | Path, samples: np.ndarray, sample_rate_hz: int) -> None:
     """Write float samples (frames,) or (frames, channels) as 16-bit PCM."""
     samples = np.asarray(samples, dtype=np.float32)
     if samples.ndim == 1:
         samples = samples[:, None]
-    pcm = np.clip(np.round(samples * 32767.0), -32768, 32767).astype("<i2")
+    pcm = to_pcm16(samples)
     channels = samples.shape[1]
     body = pcm.tobytes()
     header = struct.pack(

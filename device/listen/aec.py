@@ -9,8 +9,7 @@ delay, tracks it, and the reference is shifted by it before the canceller.
 Engine: Speex (libspeexdsp through the PyPI package speexdsp-aec; Debian/Raspberry Pi
 OS package libspeexdsp1), chosen by measurement (bench/aec_compare.py): it removes
 ~14 dB of echo and, of the cancellers measured, damages the user's words least in
-double talk. `aec.engine = "none"`
-for mic arrays that cancel echo on board.
+double talk. `aec.engine = "none"` for mic arrays that cancel echo on board.
 """
 
 from __future__ import annotations
@@ -20,6 +19,8 @@ from typing import Protocol
 
 import numpy as np
 
+from ..audio.ringbuffer import SampleHistory
+from ..audio.wav import to_pcm16
 from ..config import AecConfig
 from ..errors import ModelError
 from .vad import SAMPLE_RATE_HZ
@@ -34,10 +35,6 @@ class EchoCanceller(Protocol):
     name: str
 
     def process(self, mic: np.ndarray, ref: np.ndarray) -> np.ndarray: ...
-
-
-def _to_pcm16(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.int16)
 
 
 class SpeexCanceller:
@@ -58,7 +55,7 @@ class SpeexCanceller:
 
     def process(self, mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
         """The mic with the echo removed, same length (frames are multiples of 256 samples)."""
-        out = self._aec.process(_to_pcm16(mic), _to_pcm16(ref))
+        out = self._aec.process(to_pcm16(mic), to_pcm16(ref))
         return np.frombuffer(out, dtype=np.int16).astype(np.float32) / 32768.0
 
 
@@ -94,8 +91,8 @@ class DelayEstimator:
         self._every = int(every_s * SAMPLE_RATE_HZ)
         self._max_lag = int(max_delay_ms * SAMPLE_RATE_HZ / 1000)
         self._min_ratio = min_peak_ratio
-        self._mic = np.zeros(self._n, dtype=np.float32)
-        self._ref = np.zeros(self._n, dtype=np.float32)
+        self._mic = SampleHistory(self._n)
+        self._ref = SampleHistory(self._n)
         self._since = 0
         self._candidate: int | None = None
         self.delay_samples: int | None = None
@@ -103,22 +100,21 @@ class DelayEstimator:
 
     def update(self, mic: np.ndarray, ref: np.ndarray) -> int | None:
         """Feed aligned frames; returns the tracked delay in samples (None until known)."""
-        count = len(mic)
-        self._mic = np.roll(self._mic, -count)
-        self._mic[-count:] = mic
-        self._ref = np.roll(self._ref, -count)
-        self._ref[-count:] = ref
-        self._since += count
+        self._mic.append(mic)
+        self._ref.append(ref)
+        self._since += len(mic)
         if self._since >= self._every:
             self._since = 0
             self._estimate()
         return self.delay_samples
 
     def _estimate(self) -> None:
-        if np.sqrt(np.mean(self._ref**2)) < PLAYING_RMS:
+        mic = self._mic.window(self._mic.end - self._n, self._n)
+        ref = self._ref.window(self._ref.end - self._n, self._n)
+        if np.sqrt(np.mean(ref**2)) < PLAYING_RMS:
             return  # nothing played: nothing to measure
         size = 2 * self._n
-        spectrum = np.fft.rfft(self._mic, size) * np.conj(np.fft.rfft(self._ref, size))
+        spectrum = np.fft.rfft(mic, size) * np.conj(np.fft.rfft(ref, size))
         spectrum /= np.abs(spectrum) + 1e-12
         corr = np.fft.irfft(spectrum, size)[: self._max_lag + 1]  # mic lags the reference
         lag = int(np.argmax(corr))
