@@ -4,11 +4,14 @@
 
 Every scenario runs through `device.replay.replay` (the whole device, virtual clock,
 echo loop). Interruptions, per level of the echo against the user, give recall and
-onset -> tentative / confirmed / output -20 dB / output silent. Echo-only runs (the
-device talking, nobody else), per level of room noise (a quiet room is the hard case:
-nothing masks what the canceller leaves), give false tentatives (audible ducks) and false
-confirmations (the device interrupting itself) per hour of device speech. Prints
-figures; asserts nothing about time.
+onset -> tentative / confirmed / output -20 dB / output silent. Sessions with nobody
+talking to the device (its four answers, each followed by a second of silence, 45 s
+with one echo canceller, as in a device that stays up) give false tentatives (audible ducks) and false
+confirmations (the device interrupting itself) per hour of device speech, per level of
+room noise (a quiet room is the hard case: nothing masks what the canceller leaves) and
+per output-to-mic delay (the hardware's buffering: a USB mic and an I2S DAC on a Pi add
+tens of milliseconds that the delay tracker has to find). Prints figures; asserts
+nothing about time.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from replay_set import ECHO_OVER_USER_DB, NOISE_IN_RECORDINGS_DBFS, make_set, user_gain_for  # noqa: E402
+from replay_set import ECHO_OVER_USER_DB, NOISE_IN_RECORDINGS_DBFS, make_set, session, user_gain_for  # noqa: E402
 
 from device.config import Config, load_config, with_overrides  # noqa: E402
 from device.replay import replay  # noqa: E402
@@ -35,16 +38,23 @@ from device.replay import replay  # noqa: E402
 ROOMS = ("small", "none")
 
 
-# Room noise for the echo-only runs: the recordings hold pink noise at -55 dBFS, scaled here.
+# Room noise for the sessions: the recordings hold pink noise at -55 dBFS, scaled here.
 NOISE_DBFS = (-40.0, -55.0, -70.0)
+# simulation.output_delay_ms for the sessions; the simulated device adds ~40 ms of its own
+# (output buffering, loudspeaker filter): the tracker measures 65 ms at the default 24.
+OUTPUT_DELAYS_MS = (0.0, 24.0, 60.0, 100.0)
+SESSION_ORDERS = ([0, 1, 2, 3], [1, 2, 3, 0], [2, 3, 0, 1], [3, 0, 1, 2])
 WARM_S = Config().aec.converge_s  # from here on in each replay the canceller has converged
 
 
 def run_one(job: tuple) -> dict:
     """One replay in a worker process; returns its figures. `level` is the echo over the
-    user (interruptions) or the room noise in dBFS (echo-only runs)."""
-    config_path, scenario, level, room, seed = job
-    config = with_overrides(load_config(config_path), simulation={"echo_gain_db": 0.0, "room": room, "seed": seed})
+    user (interruptions) or the room noise in dBFS (sessions)."""
+    config_path, scenario, level, room, seed, delay_ms = job
+    simulation = {"echo_gain_db": 0.0, "room": room, "seed": seed}
+    if delay_ms is not None:
+        simulation["output_delay_ms"] = delay_ms
+    config = with_overrides(load_config(config_path), simulation=simulation)
     gain = user_gain_for(level) if scenario.onset_s is not None else level - NOISE_IN_RECORDINGS_DBFS
     result = asyncio.run(replay(config, scenario.user_wav, scenario.answer_wav, onset_s=scenario.onset_s,
                                 user_gain_db=gain))
@@ -53,9 +63,11 @@ def run_one(job: tuple) -> dict:
     # The device stops at its first false confirmation: the device speech it was exposed to
     # ends there. Each replay starts with a new echo canceller; from WARM_S on it has
     # converged, as it has in a device that has been talking since start-up.
-    exposed_s = early[0] if early else (scenario.onset_s if scenario.onset_s is not None else scenario.answer_s)
+    exposed_s = scenario.speech_s(early[0] if early else (scenario.onset_s if scenario.onset_s is not None
+                                                          else scenario.answer_s))
     return {
         "level": level,
+        "delay_ms": delay_ms,
         "interrupt": scenario.onset_s is not None,
         "answer_s": scenario.answer_s,
         "tentative_ms": result.after_onset_ms(result.tentative_s),
@@ -64,7 +76,7 @@ def run_one(job: tuple) -> dict:
         "silent_ms": result.after_onset_ms(result.output_silent_s),
         "onset_s": scenario.onset_s,
         "false_confirms": int(bool(early)),
-        "warm_false_confirms": int(bool(early) and early[0] >= WARM_S),
+        "warm_false_confirms": int(bool(early) and scenario.speech_s(early[0]) >= WARM_S),
         "tentatives": result.tentatives,
         # speech the device played before anyone interrupted it (the exposure to false alarms)
         "exposure_s": exposed_s,
@@ -82,19 +94,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="config TOML to benchmark (default: built-in defaults)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--quick", action="store_true", help="2 interruptions per answer, one echo-only room")
+    parser.add_argument("--quick", action="store_true", help="2 interruptions per answer, one session per noise level")
+    parser.add_argument("--delay-ms", type=float,
+                        help="simulation.output_delay_ms for the interruptions (default: the config's)")
     args = parser.parse_args()
 
-    interrupts, echo_only = make_set(per_answer=2 if args.quick else 6)
+    interrupts, _ = make_set(per_answer=2 if args.quick else 6)
     jobs = []
     for echo_db in ECHO_OVER_USER_DB:
         for i, scenario in enumerate(interrupts):
-            jobs.append((args.config, scenario, echo_db, ROOMS[i % 2], i))
+            jobs.append((args.config, scenario, echo_db, ROOMS[i % 2], i, args.delay_ms))
+    sessions = [session(order) for order in SESSION_ORDERS[:1 if args.quick else None]]
     for noise_dbfs in NOISE_DBFS:
-        for i, scenario in enumerate(echo_only):
-            for room in ROOMS[:1] if args.quick else ROOMS:
-                for seed in (0,) if args.quick else (0, 1, 2):
-                    jobs.append((args.config, scenario, noise_dbfs, room, 1000 + 10 * i + seed))
+        for delay_ms in OUTPUT_DELAYS_MS[1:2] if args.quick else OUTPUT_DELAYS_MS:
+            for i, scenario in enumerate(sessions):
+                for room in ROOMS[:1] if args.quick else ROOMS:
+                    jobs.append((args.config, scenario, noise_dbfs, room, 1000 + 10 * i + ROOMS.index(room), delay_ms))
     started = time.perf_counter()
     with ProcessPoolExecutor(args.jobs) as pool:
         rows = list(pool.map(run_one, jobs))
@@ -127,17 +142,26 @@ def main() -> None:
           f"{sum(r['false_confirms'] for r in before) / hours:.1f} false confirmations/h, "
           f"{sum(r['false_tentatives'] for r in before) / hours:.0f} ducks/h")
 
-    print("\nthe device talking, nobody else; 'ducks' are tentative barge-ins (audible dips), 'false conf' "
-          "the device interrupting itself")
-    print(f"{'room noise':>10} | {'device speech':>13} | {'false conf/h':>12} | {'ducks/h':>7} | "
-          f"after {WARM_S:.0f} s: false conf/h")
-    for noise_dbfs in NOISE_DBFS:
-        level = [r for r in rows if not r["interrupt"] and r["level"] == noise_dbfs]
-        hours = sum(r["exposure_s"] for r in level) / 3600
-        warm_hours = sum(r["warm_exposure_s"] for r in level) / 3600
-        print(f"{noise_dbfs:6.0f} dBFS | {hours * 60:9.1f} min | {sum(r['false_confirms'] for r in level) / hours:12.1f} | "
-              f"{sum(r['false_tentatives'] for r in level) / hours:7.0f} | "
-              f"{sum(r['warm_false_confirms'] for r in level) / warm_hours:6.1f} in {warm_hours * 60:.1f} min")
+    quiet = [r for r in rows if not r["interrupt"]]
+    print(f"\nthe device talking, nobody else: {len(quiet)} sessions of {sessions[0].answer_s:.0f} s (four answers, "
+          "one echo canceller each); 'ducks' are tentative barge-ins (audible dips), 'false conf' the device "
+          "interrupting itself; a session ends at its first one")
+    header = (f"{'':>21} | {'device speech':>13} | {'false conf/h':>12} | {'ducks/h':>7} | "
+              f"after the first {WARM_S:.0f} s: false conf/h")
+    for title, key, values, unit in (("room noise", "level", NOISE_DBFS, "dBFS"),
+                                     ("output delay", "delay_ms", OUTPUT_DELAYS_MS, "ms")):
+        print(f"\nby {title}\n{header}")
+        for value in values:
+            group = [r for r in quiet if r[key] == value]
+            if not group:
+                continue
+            hours = sum(r["exposure_s"] for r in group) / 3600
+            warm_hours = sum(r["warm_exposure_s"] for r in group) / 3600
+            print(f"{title:>12} {value:4.0f} {unit:<4}| {hours * 60:9.1f} min | "
+                  f"{sum(r['false_confirms'] for r in group) / hours:8.1f} ({sum(r['false_confirms'] for r in group):2d}) | "
+                  f"{sum(r['false_tentatives'] for r in group) / hours:7.0f} | "
+                  f"{sum(r['warm_false_confirms'] for r in group) / warm_hours:6.1f} "
+                  f"({sum(r['warm_false_confirms'] for r in group)}) in {warm_hours * 60:.1f} min")
 
 
 if __name__ == "__main__":

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +33,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from device.config import load_config  # noqa: E402
+from device.config import load_config, with_overrides  # noqa: E402
 from device.listen.aec import ConvergenceWatch  # noqa: E402
 from device.listen.bargein import BargeInPolicy  # noqa: E402
 from device.listen.classifier import BargeInClassifier  # noqa: E402
@@ -121,32 +123,71 @@ def score(name: str, decisions: list[list[int]], scenes: list[dict], warm: bool 
     return {"name": name, "bins": rows}
 
 
-def sweep(scenes: list[dict], config) -> None:
-    """Recall, latency and false alarms over all echo levels for a grid of policy thresholds."""
-    from device.config import with_overrides
+_SCENES: list[dict] = []  # the sweep's scenarios, inherited by its worker processes
 
+
+def _sweep_line(job: tuple) -> str:
+    config, tentative, confirm, frames, converging = job
+    scenes = _SCENES
+    cfg = with_overrides(config, bargein={"tentative_user_prob": tentative, "confirm_user_prob": confirm,
+                                          "confirm_frames": frames, "converging_confirm_frames": converging})
+    decisions = [stack_rule(s["features"], s["ref_active"], cfg) for s in scenes]
+    line = f"{tentative:9.1f} {confirm:7.1f} {frames:6d} {converging:10d}"
+    for warm in (False, True):
+        r = score("", decisions, scenes, warm)["bins"]
+        n = sum(b["n"] for b in r.values())
+        recall = sum(b["recall"] * b["n"] for b in r.values()) / n
+        fa = sum(b["fa"] for b in r.values()) / sum(b["hours"] for b in r.values())
+        p50 = np.mean([b["p50"] for b in r.values()])
+        p95 = np.mean([b["p95"] for b in r.values()])
+        bc = sum(b["backchannel_cancels"] for b in r.values())
+        line += f" | {recall:6.3f} {p50:5.0f} {p95:5.0f} {fa:6.1f} {bc:4d}"
+    return line
+
+
+def detail(decisions: list[list[int]], scenes: list[dict]) -> None:
+    """Where the full stack is slow or wrong: latency per interruption text, and every false alarm."""
+    by_text: dict[str, list[float]] = {}
+    misses: dict[str, int] = {}
+    for s, frames in zip(scenes, decisions):
+        if s["kind"] != "interruption" or s["onset_frame"] < s["warm_from"]:
+            continue
+        after = [f for f in frames if s["onset_frame"] <= f <= s["onset_frame"] + int(1.5 / FRAME_S)]
+        if after:
+            by_text.setdefault(s["text"], []).append(((after[0] + 1) * FRAME_S - s["onset_s"]) * 1000)
+        else:
+            misses[s["text"]] = misses.get(s["text"], 0) + 1
+    print("\nfull stack, converged canceller: onset -> confirmed per interruption, slowest first")
+    print(f"  {'text':<40} {'n':>3} {'missed':>6} {'p50 ms':>7} {'max ms':>7}")
+    for text in sorted(by_text, key=lambda t: -np.median(by_text[t])):
+        v = by_text[text]
+        print(f"  {text:<40} {len(v):3d} {misses.get(text, 0):6d} {np.median(v):7.0f} {max(v):7.0f}")
+    print("\nfull stack: false alarms (confirmations before anyone talked to the device)")
+    for s, frames in zip(scenes, decisions):
+        onset = s["onset_frame"] if s["kind"] in ("interruption", "backchannel") else len(s["ref_active"])
+        early = [f for f in frames if f < onset]
+        if early:
+            print(f"  {s['kind']:<12} #{s['index']:<6} echo {s['echo_over_user_db']:+5.1f} dB over the user, "
+                  f"at {early[0] * FRAME_S:.2f} s ({'converged' if early[0] >= s['warm_from'] else 'converging'})")
+
+
+def sweep(scenes: list[dict], config, jobs: int) -> None:
+    """Recall, latency and false alarms over all echo levels for a grid of policy thresholds
+    (p50 and p95 are the means over the three echo bins)."""
     cols = f"{'recall':>6} {'p50':>5} {'p95':>5} {'FA/h':>6} {'bc':>4}"
-    print(f"{'':>26} | {'all (every scenario from a new canceller)':<30} | once the canceller has converged")
-    print(f"{'tentative':>9} {'confirm':>7} {'frames':>6} | {cols} | {cols}")
-    for tentative in (0.3, 0.5, 0.6):
-        for confirm in (0.5, 0.6, 0.7, 0.8, 0.9):
-            for frames in (1, 2, 3):
-                if confirm < tentative:
-                    continue
-                cfg = with_overrides(config, bargein={"tentative_user_prob": tentative, "confirm_user_prob": confirm,
-                                                      "confirm_frames": frames})
-                decisions = [stack_rule(s["features"], s["ref_active"], cfg) for s in scenes]
-                line = f"{tentative:9.1f} {confirm:7.1f} {frames:6d}"
-                for warm in (False, True):
-                    r = score("", decisions, scenes, warm)["bins"]
-                    n = sum(b["n"] for b in r.values())
-                    recall = sum(b["recall"] * b["n"] for b in r.values()) / n
-                    fa = sum(b["fa"] for b in r.values()) / sum(b["hours"] for b in r.values())
-                    p50 = np.mean([b["p50"] for b in r.values()])
-                    p95 = np.mean([b["p95"] for b in r.values()])
-                    bc = sum(b["backchannel_cancels"] for b in r.values())
-                    line += f" | {recall:6.3f} {p50:5.0f} {p95:5.0f} {fa:6.1f} {bc:4d}"
-                print(line)
+    print(f"{'':>37} | {'all (every scenario from a new canceller)':<30} | once the canceller has converged")
+    print(f"{'tentative':>9} {'confirm':>7} {'frames':>6} {'converging':>10} | {cols} | {cols}")
+    grid = []
+    for tentative in (0.3, 0.5):
+        for confirm in (0.5, 0.6, 0.7, 0.8):
+            for frames in (2, 3):
+                for converging in sorted({frames, 5, 8}):
+                    if confirm >= tentative:
+                        grid.append((config, tentative, confirm, frames, converging))
+    _SCENES[:] = scenes
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        for line in pool.map(_sweep_line, grid):
+            print(line, flush=True)
 
 
 def main() -> None:
@@ -156,6 +197,9 @@ def main() -> None:
     parser.add_argument("--json", help="also write the table here")
     parser.add_argument("--sweep", action="store_true",
                         help="grid over the policy's thresholds (run it on --split val, not test)")
+    parser.add_argument("--detail", action="store_true",
+                        help="also latency per interruption text and every false alarm of the full stack")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes for --sweep")
     args = parser.parse_args()
     config = load_config(args.config)
     data = np.load(REPO / "models" / "bargein" / ".cache" / f"{args.split}.npz")
@@ -170,7 +214,7 @@ def main() -> None:
                        "features": features[a:b].astype(np.float32),
                        "warm_from": int(np.searchsorted(np.cumsum(data["ref_active"][a:b]), needed))})
     if args.sweep:
-        sweep(scenes, config)
+        sweep(scenes, config, args.jobs)
         return
     rules = {
         "VAD only (Pipecat: >= 0.7 for 0.2 s)": [vad_rule(s["vad_raw"], 0.7, 0.2) for s in scenes],
@@ -199,6 +243,8 @@ def main() -> None:
                 b = r["bins"][label]
                 print(f"  {r['name']:<46} {b['recall']:6.2f} {b['p50']:7.0f} {b['p95']:7.0f} "
                       f"{b['fa_per_h']:10.1f} ({b['fa']:3d}) {b['backchannel_cancels']:>18d} of {b['backchannels']}")
+    if args.detail:
+        detail(rules["full stack (AEC + VAD + classifier + policy)"], scenes)
     print("\ntargets (full stack): recall >= 0.97 where echo <= user, >= 0.90 up to 20 dB louder; <= 1 false alarm/h; "
           "onset -> confirmed p50 <= 120 ms, p95 <= 200 ms")
     if args.json:

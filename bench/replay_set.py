@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from device.audio.wav import write_wav
+from device.audio.wav import read_wav, write_wav
 from device.scenarios import (DEVICE_LEVEL_DBFS, INTERRUPTIONS, RATE_HZ, USER_LEVEL_DBFS, USER_VOICES, at_level,
                               device_says, interruption, no_user)
 
@@ -50,6 +50,12 @@ class Scenario:
     answer_wav: Path
     onset_s: float | None
     answer_s: float
+    silent_spans: tuple[tuple[float, float], ...] = ()
+    """Stretches of the answer where the device plays silence (between a session's answers)."""
+
+    def speech_s(self, until_s: float) -> float:
+        """Seconds of device speech from the start until `until_s`."""
+        return until_s - sum(max(0.0, min(b, until_s) - a) for a, b in self.silent_spans)
 
 
 def _answers() -> list[tuple[Path, float]]:
@@ -61,11 +67,37 @@ def _answers() -> list[tuple[Path, float]]:
             write_wav(path, at_level(audio, DEVICE_LEVEL_DBFS), rate)
         meta = CACHE / f"answer{i}.json"
         if not meta.exists():
-            from device.audio.wav import read_wav
-
             meta.write_text(json.dumps({"seconds": read_wav(path).duration_s}))
         out.append((path, json.loads(meta.read_text())["seconds"]))
     return out
+
+
+SESSION_GAP_S = 1.0  # between answers in a session: the device listens, then speaks again
+
+
+def session(order: list[int]) -> Scenario:
+    """The device talking for a while with nobody talking to it: the answers in `order`,
+    with a second of silence after each, over one recording of room noise. One replay of it is
+    one echo canceller kept across answers, as in a device that stays up."""
+    CACHE.mkdir(exist_ok=True)
+    name = "session" + "".join(str(i) for i in order)
+    answer_wav = CACHE / f"{name}.wav"
+    user_wav = CACHE / f"{name}-nouser.wav"
+    if not answer_wav.exists():
+        answers = _answers()
+        parts = []
+        for i in order:
+            audio = read_wav(answers[i][0])
+            parts += [audio.mono(), np.zeros(round(SESSION_GAP_S * audio.sample_rate_hz), np.float32)]
+        write_wav(answer_wav, np.concatenate(parts), audio.sample_rate_hz)
+    gaps, seconds = [], 0.0
+    for i in order:
+        seconds += _answers()[i][1]
+        gaps.append((seconds, seconds + SESSION_GAP_S))
+        seconds += SESSION_GAP_S
+    if not user_wav.exists():
+        no_user(seconds, noise_dbfs=NOISE_IN_RECORDINGS_DBFS, seed=200 + int(name[len('session'):])).save(user_wav)
+    return Scenario(name, user_wav, answer_wav, None, seconds, tuple(gaps))
 
 
 def make_set(per_answer: int = 6) -> tuple[list[Scenario], list[Scenario]]:
