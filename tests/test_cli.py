@@ -74,10 +74,13 @@ def test_replay_cli_writes_output_and_events(recordings, tmp_path):
     records = [json.loads(line) for line in events.read_text().splitlines()]
     assert any(r["event"] == "bargein_confirmed" for r in records)
     # After the fade nothing of the interrupted answer plays; the next sound is the answer to
-    # what the user said (a new turn, which heard the words after the onset).
-    figures = json.loads(cli("replay", "--mic", recordings / "interrupt_f3.wav", "--play",
-                             recordings / "answer.wav", "--out", out, "--events", events, "--json").stdout)
+    # what the user said (a new turn, which heard the words after the onset). The figures,
+    # events and audio all come from one run: while the device computes, the simulated clock
+    # follows the wall clock, so two runs need not place the next answer at the same instant.
+    figures = json.loads(cli("replay", "--mic", recordings / "interrupt_f3.wav", "--play", recordings / "answer.wav",
+                             "--out", out, "--events", events, "--room", "small", "--json").stdout)
     records = [json.loads(line) for line in events.read_text().splitlines()]
+    audio = read_wav(out)
     silent_at = int(figures["output_silent_s"] * audio.sample_rate_hz)
     next_answer = next(r for r in records if r["event"] == "state" and r["cause"] == "answer_audio"
                        and r["t"] > figures["output_silent_s"])
