@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 #   (PulseAudio null sinks behind ALSA PCMs; no sound card needed).
 # alsa-utils: aplay/arecord -L to find device names on a real Pi.
 # espeak-ng: the other voices in generated test recordings, and the TTS fallback.
-# libspeexdsp1: the echo canceller (through the PyPI package speexdsp-aec).
+# libspeexdsp1: the echo canceller (device/listen/aec.py calls it through ctypes).
 # flite, festival + voices: more synthetic users for the barge-in classifier's data
 #   (models/bargein/generate.py) and its held-out evaluation (bench/classifier_eval.py).
 APT_PACKAGES=(

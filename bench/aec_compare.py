@@ -97,7 +97,7 @@ class LiveKitApm:
 
 
 class Speex:
-    name = "speexdsp-aec (libspeexdsp)"
+    name = "Speex (libspeexdsp)"
 
     def __init__(self):
         self._aec = SpeexCanceller(filter_ms=200)

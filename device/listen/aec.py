@@ -6,14 +6,16 @@ works only if the reference is aligned with the echo within its filter's reach, 
 delay estimator (GCC-PHAT over ~1 s of mic and reference) finds the output-to-mic
 delay, tracks it, and the reference is shifted by it before the canceller.
 
-Engine: Speex (libspeexdsp through the PyPI package speexdsp-aec; Debian/Raspberry Pi
-OS package libspeexdsp1), chosen by measurement (bench/aec_compare.py): it removes
-~14 dB of echo and, of the cancellers measured, damages the user's words least in
-double talk. `aec.engine = "none"` for mic arrays that cancel echo on board.
+Engine: Speex (libspeexdsp, Debian/Raspberry Pi OS package libspeexdsp1, called through
+ctypes), chosen by measurement (bench/aec_compare.py): it removes ~14 dB of echo and, of
+the cancellers measured, damages the user's words least in double talk.
+`aec.engine = "none"` for mic arrays that cancel echo on board.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 from typing import Protocol
 
@@ -37,26 +39,71 @@ class EchoCanceller(Protocol):
     def process(self, mic: np.ndarray, ref: np.ndarray) -> np.ndarray: ...
 
 
+_SPEEX_SET_SAMPLING_RATE = 24  # speex_echo.h: SPEEX_ECHO_SET_SAMPLING_RATE
+_INT16_P = ctypes.POINTER(ctypes.c_int16)
+
+
+def _load_speexdsp() -> ctypes.CDLL:
+    """libspeexdsp, with the prototypes of the four echo-canceller calls the device uses."""
+    for name in (ctypes.util.find_library("speexdsp"), "libspeexdsp.so.1"):
+        if not name:
+            continue
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            continue
+        lib.speex_echo_state_init.restype = ctypes.c_void_p
+        lib.speex_echo_state_init.argtypes = [ctypes.c_int, ctypes.c_int]
+        lib.speex_echo_cancellation.restype = None
+        lib.speex_echo_cancellation.argtypes = [ctypes.c_void_p, _INT16_P, _INT16_P, _INT16_P]
+        lib.speex_echo_ctl.restype = ctypes.c_int
+        lib.speex_echo_ctl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
+        lib.speex_echo_state_destroy.restype = None
+        lib.speex_echo_state_destroy.argtypes = [ctypes.c_void_p]
+        return lib
+    raise ModelError("aec_missing", "aec.engine = speex needs libspeexdsp: apt install libspeexdsp1 "
+                     "(./setup.sh does), or set aec.engine = \"none\" for a mic array that cancels echo itself")
+
+
 class SpeexCanceller:
-    """Speex's multi-delay block frequency-domain adaptive filter."""
+    """Speex's multi-delay block frequency-domain adaptive filter (libspeexdsp, 16-bit PCM).
+
+    Called directly through ctypes with buffers allocated once: the frame's samples are
+    converted to PCM in place and the library runs on 256-sample blocks of them.
+    """
 
     def __init__(self, frame_samples: int = 256, filter_ms: float = 200.0) -> None:
-        try:
-            from speexdsp_aec import SpeexAec
-        except ImportError:
-            raise ModelError("aec_missing", "aec.engine = speex needs the package speexdsp-aec "
-                             "(./setup.sh installs it)") from None
-        try:
-            self._aec = SpeexAec(SAMPLE_RATE_HZ, frame_ms=frame_samples * 1000 // SAMPLE_RATE_HZ,
-                                 filter_tail_ms=int(filter_ms))
-        except RuntimeError as err:
-            raise ModelError("aec_missing", f"{err} (apt install libspeexdsp1)") from None
+        self._lib = _load_speexdsp()
+        self._block = frame_samples
+        self._state = self._lib.speex_echo_state_init(frame_samples, int(SAMPLE_RATE_HZ * filter_ms / 1000))
+        if not self._state:
+            raise ModelError("aec_failed", f"libspeexdsp could not make a canceller with a {filter_ms:.0f} ms filter")
+        rate = ctypes.c_int(SAMPLE_RATE_HZ)
+        self._lib.speex_echo_ctl(self._state, _SPEEX_SET_SAMPLING_RATE, ctypes.byref(rate))
+        self._buffers: dict[int, tuple[np.ndarray, ...]] = {}
         self.name = f"speex ({filter_ms:.0f} ms filter)"
 
     def process(self, mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
-        """The mic with the echo removed, same length (frames are multiples of 256 samples)."""
-        out = self._aec.process(to_pcm16(mic), to_pcm16(ref))
-        return np.frombuffer(out, dtype=np.int16).astype(np.float32) / 32768.0
+        """The mic with the echo removed, same length (a multiple of 256 samples)."""
+        n = len(mic)
+        if n % self._block or len(ref) != n:
+            raise ValueError(f"frames must be equal multiples of {self._block} samples, got {n} and {len(ref)}")
+        if n not in self._buffers:
+            pcm = np.zeros((3, n), dtype=np.int16)  # mic, reference, output
+            step = self._block * pcm.itemsize
+            pointers = [[ctypes.cast(row.ctypes.data + k * step, _INT16_P) for k in range(n // self._block)]
+                        for row in pcm]
+            self._buffers[n] = (pcm, *pointers)
+        pcm, mic_p, ref_p, out_p = self._buffers[n]
+        pcm[0], pcm[1] = to_pcm16(mic), to_pcm16(ref)
+        for k in range(n // self._block):
+            self._lib.speex_echo_cancellation(self._state, mic_p[k], ref_p[k], out_p[k])
+        return pcm[2] * np.float32(1 / 32768.0)
+
+    def __del__(self) -> None:
+        if getattr(self, "_state", None):
+            self._lib.speex_echo_state_destroy(self._state)
+            self._state = None
 
 
 class NoCanceller:
@@ -77,7 +124,7 @@ def load_canceller(config: AecConfig) -> EchoCanceller:
 
 
 class DelayEstimator:
-    """Output-to-mic delay by GCC-PHAT over the last second, re-estimated every second.
+    """Output-to-mic delay by GCC-PHAT over the last second, re-estimated every half second.
 
     An estimate counts only when the correlation peak stands well out of the rest (the
     device is talking and the echo dominates); it then moves the tracked delay, which
@@ -85,7 +132,7 @@ class DelayEstimator:
     does not drag it around.
     """
 
-    def __init__(self, max_delay_ms: float = 250.0, window_s: float = 1.024, every_s: float = 1.024,
+    def __init__(self, max_delay_ms: float = 250.0, window_s: float = 1.024, every_s: float = 0.512,
                  min_peak_ratio: float = 6.0) -> None:
         self._n = int(window_s * SAMPLE_RATE_HZ)
         self._every = int(every_s * SAMPLE_RATE_HZ)
