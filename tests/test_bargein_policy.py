@@ -94,3 +94,25 @@ def test_a_person_who_starts_during_rejected_echo_is_still_heard():
     out = run(BargeInPolicy(CFG), frames)
     assert out[:2] == [(0, "bargein_tentative", ""), (4, "bargein_rejected", "echo")]
     assert (5, "bargein_tentative", "") in out and out[-1][1] == "bargein_confirmed"
+
+
+def run_with_talking(policy, frames):
+    """frames: list of (vad, p_user, p_talking); returns [(frame index, kind, reason)]."""
+    out = []
+    for i, (vad, p, talking) in enumerate(frames):
+        out += [(i, d.kind, d.reason) for d in policy.update(i * FRAME_S, vad, p, True, talking_prob=talking)]
+    return out
+
+
+def test_a_backchannel_ducks_and_the_device_resumes_when_it_ends():
+    # "Mm-hmm": someone talks (p_talking high), but not to the device (p_user low).
+    frames = [(0.1, 0.0, 0.0)] * 3 + [(0.9, 0.1, 0.9)] * 8 + [(0.1, 0.0, 0.0)] * 6
+    assert run_with_talking(BargeInPolicy(CFG), frames) == [
+        (3, "bargein_tentative", ""), (14, "bargein_rejected", "silence")]  # not "echo": it stayed ducked
+
+
+def test_a_backchannel_that_turns_into_a_command_is_confirmed():
+    # "Okay, that's enough.": a backchannel at first, then a person talking to the device.
+    frames = [(0.9, 0.2, 0.9)] * 5 + [(0.9, 0.9, 0.95)] * 4
+    assert run_with_talking(BargeInPolicy(CFG), frames) == [
+        (0, "bargein_tentative", ""), (7, "bargein_confirmed", "evidence")]

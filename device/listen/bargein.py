@@ -7,6 +7,11 @@ out, cancel the turn). Silence, speech the echo explains (once the duck has made
 echo quieter, a person stands out even more), or a timeout *reject* it (unduck,
 carry on).
 
+Two probabilities come in per frame: that a person is talking *to* the device
+(`user_prob`, what confirms) and that someone is talking at all (`talking_prob`, which
+also counts a backchannel such as "mm-hmm"; what ducks and keeps a tentative barge-in
+alive). So a backchannel ducks the device and, when it ends, the device resumes.
+
 The evidence is a probability that a person is talking to the device, from whatever
 sits in that seam: the ML barge-in classifier (device/listen/classifier.py) by default,
 or the energy-based echo gate (device/listen/echo_gate.py).
@@ -68,9 +73,10 @@ class BargeInPolicy:
         self._frames = 0
 
     def update(self, frame_start_s: float, vad_prob: float, user_prob: float, active: bool,
-               cautious: bool = False) -> list[BargeInDecision]:
+               cautious: bool = False, talking_prob: float | None = None) -> list[BargeInDecision]:
         """Feed one frame; `active` is whether the device is speaking or thinking;
-        `cautious` while the echo canceller is still converging (more evidence needed).
+        `cautious` while the echo canceller is still converging (more evidence needed);
+        `talking_prob` (default: `user_prob`) whether anyone, a backchannel included, talks.
 
         Returns the decisions this frame made: none, one, or a tentative and its
         confirmation together when a single frame is enough evidence.
@@ -81,28 +87,29 @@ class BargeInPolicy:
         if self.phase is Phase.INACTIVE:
             self.phase = Phase.WATCHING
         speech = vad_prob >= self._cfg.vad_threshold
+        talking = user_prob if talking_prob is None else max(user_prob, talking_prob)
         decisions = []
         if self.phase is Phase.WATCHING:
-            tentative = self._watch(frame_start_s, speech, user_prob)
+            tentative = self._watch(frame_start_s, speech, talking)
             if tentative is None:
                 return []
             decisions.append(tentative)
         if self.phase is Phase.TENTATIVE:
             needed = self._cfg.converging_confirm_frames if cautious else self._cfg.confirm_frames
-            weighed = self._weigh(frame_start_s, speech, user_prob, needed)
+            weighed = self._weigh(frame_start_s, speech, user_prob, talking, needed)
             if weighed is not None:
                 decisions.append(weighed)
         return decisions  # CONFIRMED: latched until the device goes inactive
 
-    def _watch(self, frame_start_s: float, speech: bool, user_prob: float) -> BargeInDecision | None:
-        if not (speech and user_prob >= self._cfg.tentative_user_prob):
+    def _watch(self, frame_start_s: float, speech: bool, talking: float) -> BargeInDecision | None:
+        if not (speech and talking >= self._cfg.tentative_user_prob):
             self._onset_run = 0
             self._rearmed = True
             return None
         if not self._rearmed:
             # The sound that was just rejected is still going: wait for a fresh onset, or for
             # strong evidence (a person who started talking during the rejected echo).
-            if user_prob < self._cfg.confirm_user_prob:
+            if talking < self._cfg.confirm_user_prob:
                 return None
             self._rearmed = True
         if self._onset_run == 0:
@@ -122,13 +129,14 @@ class BargeInPolicy:
         self._evidence = 0
         return BargeInDecision("bargein_tentative", self._onset_s)
 
-    def _weigh(self, frame_start_s: float, speech: bool, user_prob: float, needed: int) -> BargeInDecision | None:
+    def _weigh(self, frame_start_s: float, speech: bool, user_prob: float, talking: float,
+               needed: int) -> BargeInDecision | None:
         self._frames += 1
         if speech:
             self._silence_run = 0
             if user_prob >= self._cfg.confirm_user_prob:
                 self._evidence += 1
-            self._weak_run = 0 if user_prob >= self._cfg.tentative_user_prob else self._weak_run + 1
+            self._weak_run = 0 if talking >= self._cfg.tentative_user_prob else self._weak_run + 1
         else:
             self._silence_run += 1
         if self._evidence >= needed:
