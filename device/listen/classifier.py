@@ -36,9 +36,9 @@ class BargeInClassifier:
         self.reset()
 
     def reset(self) -> None:
-        """Forget everything heard so far."""
-        self._state = np.zeros(self._state_shape, dtype=np.float32)
-        self.probabilities = np.array([1.0, 0.0, 0.0], dtype=np.float32)
+        """Forget everything heard so far, the residual-echo model too (a new stream)."""
+        self._features.reset()
+        self.restart()
 
     @property
     def p_backchannel(self) -> float:
@@ -46,8 +46,9 @@ class BargeInClassifier:
         return float(self.probabilities[BACKCHANNEL])
 
     @property
-    def p_person(self) -> float:
-        """Probability that a person (talking or backchanneling) is there in the last frame."""
+    def p_talking(self) -> float:
+        """Probability that someone, talking to the device or backchanneling, is there in the
+        last frame: what ducks the device (a backchannel ducks it, then it resumes)."""
         return float(self.probabilities[PERSON] + self.probabilities[BACKCHANNEL])
 
     def restart(self) -> None:
@@ -56,8 +57,10 @@ class BargeInClassifier:
         The model was trained on 10 s stretches of device speech holding at most one
         person, each from a fresh state; a state that remembers an earlier person (the
         user's last question, a backchannel) makes it slow to believe in the next one.
+        The residual-echo model in the features describes the room and carries on.
         """
-        self.reset()
+        self._state = np.zeros(self._state_shape, dtype=np.float32)
+        self.probabilities = np.array([1.0, 0.0, 0.0], dtype=np.float32)
 
     def update(self, mic: np.ndarray, clean: np.ndarray, ref: np.ndarray, vad_prob: float, learn: bool) -> float:
         """Feed one frame; returns the evidence for the barge-in policy."""
@@ -69,5 +72,5 @@ class BargeInClassifier:
         probs, self._state = self._session.run(None, {"features": self._input, "state": self._state})
         self.probabilities = probs[0, 0]
         if self._backchannels_interrupt:
-            return self.p_person
+            return self.p_talking
         return float(self.probabilities[PERSON])

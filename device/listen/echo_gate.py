@@ -52,12 +52,13 @@ class BinPowers:
     def __init__(self, frame_samples: int = FRAME_SAMPLES, sample_rate_hz: int = SAMPLE_RATE_HZ) -> None:
         self._window = np.hanning(frame_samples).astype(np.float32)
         freqs = np.fft.rfftfreq(frame_samples, 1.0 / sample_rate_hz)
-        self._bins = np.flatnonzero((freqs >= LOW_HZ) & (freqs < HIGH_HZ))
-        self.size = len(self._bins)
+        self.bins = np.flatnonzero((freqs >= LOW_HZ) & (freqs < HIGH_HZ))
+        """Indices into the frame's rfft bins."""
+        self.size = len(self.bins)
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         """Powers (float64, length `size`) of one frame."""
-        spectrum = np.fft.rfft(frame * self._window)[self._bins]
+        spectrum = np.fft.rfft(frame * self._window)[self.bins]
         return spectrum.real**2 + spectrum.imag**2
 
 
@@ -66,8 +67,8 @@ class EchoGate:
 
     def __init__(self, config: EchoGateConfig) -> None:
         self._cfg = config
-        self._energies = BinPowers()
-        self._history = np.zeros((config.lags, self._energies.size))  # row 0 = newest
+        self.powers = BinPowers()
+        self._history = np.zeros((config.lags, self.powers.size))  # row 0 = newest
         self.reset()
 
     def reset(self) -> None:
@@ -75,9 +76,12 @@ class EchoGate:
         self._history[:] = 0.0
         self._weights = np.zeros_like(self._history)
         self.warmup_left = self._cfg.warmup_frames
-        self._typical_norm = np.zeros(self._energies.size)
+        self._typical_norm = np.zeros(self.powers.size)
         self._noise: np.ndarray | None = None
         self.margin_db = 0.0
+        self.expected = np.zeros(self.powers.size)
+        """Power per bin the last frame should have held with nobody talking: the echo the
+        model predicts plus the noise floor."""
 
     def restart(self) -> None:
         """Nothing to forget: the echo model describes the room, which has not changed."""
@@ -89,22 +93,26 @@ class EchoGate:
         `learn` says whether the echo model may adapt on this frame (device speaking, no
         barge-in under way).
         """
-        mic_e = self._energies(clean)
+        return self.update_powers(self.powers(clean), self.powers(ref), learn)
+
+    def update_powers(self, mic_e: np.ndarray, ref_e: np.ndarray, learn: bool) -> float:
+        """`update` from the bin powers (BinPowers) of the cancelled mic and the reference."""
         self._history[1:] = self._history[:-1]
-        self._history[0] = self._energies(ref)
+        self._history[0] = ref_e
         noise = self._track_noise(mic_e)
         echo = np.einsum("kb,kb->b", self._weights, self._history)
-        expected = echo + noise
-        unexplained = np.maximum(mic_e - expected, 0.0)
-        self.margin_db = 10.0 * math.log10((unexplained.sum() + _EPS) / (expected.sum() + _EPS))
+        expected = self.expected = echo + noise
+        error = mic_e - expected  # what the echo model and the noise floor do not explain
+        unexplained = np.maximum(error, 0.0).sum()
+        self.margin_db = 10.0 * math.log10((unexplained + _EPS) / (expected.sum() + _EPS))
         if self.warmup_left and self._history.sum() > _AUDIBLE * noise.sum() * len(self._history):
             # The device is audible and the echo path not learned yet: learn, assume echo.
             if learn:
-                self._learn(mic_e - noise - echo)
+                self._learn(error)
                 self.warmup_left -= 1
             return 0.0
         if learn and self.margin_db < self._cfg.margin_db:
-            self._learn(mic_e - noise - echo)
+            self._learn(error)
         z = (self.margin_db - self._cfg.margin_db) / self._cfg.slope_db
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
@@ -120,9 +128,10 @@ class EchoGate:
         # Regularise with a fraction of the band's typical reference power: in pauses
         # the reference is tiny and plain NLMS would swing the weights wildly.
         self._typical_norm += _TYPICAL_RATE * (norm - self._typical_norm)
-        regularised = norm + _REGULARISATION * self._typical_norm + _EPS
-        self._weights += self._cfg.step_size * error * self._history / regularised
+        gain = self._cfg.step_size * error / (norm + _REGULARISATION * self._typical_norm + _EPS)
+        self._weights += self._history * gain
         np.maximum(self._weights, 0.0, out=self._weights)
+
     @property
     def coupling_db(self) -> float:
         """Learned echo level relative to the reference, summed over lags, mean over bands."""

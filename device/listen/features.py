@@ -1,20 +1,37 @@
 """Per-frame features for the barge-in classifier. Pure numpy, shared by training and device.
 
-For each 32 ms frame: log-mel energies (24 bands) of the raw mic, of the mic after echo
-cancellation, and of the reference aligned with the echo, plus the VAD's probability
-on the cancelled signal (the reference may be digital silence: the device is quiet;
-the mic never is). Seeing all three lets the model judge how much of what is left
-after cancellation still follows what the device is playing.
+For each 32 ms frame, log-mel energies (24 bands) of:
+- the raw mic,
+- the mic after echo cancellation,
+- the reference (what went to the DAC) lined up with its echo,
+- what the cancelled mic should hold if nobody were talking: the echo that survives the
+  canceller (its non-linear part, the loudspeaker's clipping, the tail it missed) as a
+  per-bin model predicts it from the reference, plus the noise floor;
+- what the cancelled mic holds beyond that prediction, bin by bin, before it is summed
+  into bands: a person's harmonics that fall between the device's keep their energy here
+  even when the echo is louder than the person in every band;
+then how far the cancelled mic rises above that prediction (dB / 10) and the VAD's
+probability on the cancelled mic (always last).
+
+The residual-echo model (device/listen/echo_gate.py, learned by normalised LMS on the
+frames it already explains) belongs to the room, not to one answer: it keeps learning
+for as long as the stream runs, while the classifier's recurrent state starts afresh with
+every answer. So from the first frame of an answer the model is told how loud the echo
+left by the canceller ought to be in each band, instead of having to infer it again.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..config import EchoGateConfig
+from .echo_gate import EchoGate
 from .vad import FRAME_SAMPLES, SAMPLE_RATE_HZ
 
 MEL_BANDS = 24
-FEATURES = 3 * MEL_BANDS + 1
+FEATURES = 5 * MEL_BANDS + 2
+VAD_INDEX = FEATURES - 1
+MARGIN_INDEX = FEATURES - 2
 _FLOOR = 1e-9
 MIC_FLOOR = -5.0
 """Lowest log-mel value of the mic features. A real mic always hears some noise (the
@@ -43,23 +60,47 @@ def mel_filterbank(bands: int = MEL_BANDS, n_fft: int = FRAME_SAMPLES, rate_hz: 
 
 
 class FeatureExtractor:
-    """Turns aligned (raw mic, cancelled mic, reference, VAD) into one feature vector."""
+    """Turns aligned (raw mic, cancelled mic, reference, VAD) into one feature vector.
+
+    Stateful: it carries the residual-echo model. `reset()` for a new stream (another
+    recording, another room); the classifier's restarts leave it alone.
+    """
 
     def __init__(self) -> None:
         self._window = np.hanning(FRAME_SAMPLES).astype(np.float32)
-        self._bank = mel_filterbank().astype(np.float32)
+        self._bank_t = mel_filterbank().T.copy()  # (bins, bands)
+        self._residual = EchoGate(EchoGateConfig())
+        self._bins = self._residual.powers.bins
+        self._residual_bank_t = self._bank_t[self._bins].copy()
+        self._frames = np.zeros((3, FRAME_SAMPLES), dtype=np.float32)  # mic, cancelled mic, reference
+
+    def reset(self) -> None:
+        """Forget the residual-echo model (a new stream)."""
+        self._residual.reset()
 
     def log_mel(self, frame: np.ndarray) -> np.ndarray:
-        """log10 mel energies of one frame."""
+        """log10 mel energies of one frame (Hann window)."""
         spectrum = np.fft.rfft(frame * self._window)
-        power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
-        return np.log10(self._bank @ power + _FLOOR)
+        return np.log10((spectrum.real**2 + spectrum.imag**2) @ self._bank_t + _FLOOR)
 
     def __call__(self, mic: np.ndarray, clean: np.ndarray, ref: np.ndarray, vad_prob: float) -> np.ndarray:
         """Features of one frame, float32, length FEATURES."""
+        frames = self._frames
+        frames[0], frames[1], frames[2] = mic, clean, ref
+        spectrum = np.fft.rfft(frames * self._window, axis=-1)  # one call for the three: ~2x faster
+        power = spectrum.real**2 + spectrum.imag**2
+        mel = np.log10(power @ self._bank_t + _FLOOR)
+        # The residual-echo model learns on every frame it explains, whatever the barge-in
+        # policy is doing, the same in training and on the device.
+        self._residual.update_powers(power[1, self._bins], power[2, self._bins], learn=True)
         out = np.empty(FEATURES, dtype=np.float32)
-        out[:MEL_BANDS] = np.maximum(self.log_mel(mic), MIC_FLOOR)
-        out[MEL_BANDS : 2 * MEL_BANDS] = np.maximum(self.log_mel(clean), MIC_FLOOR)
-        out[2 * MEL_BANDS : 3 * MEL_BANDS] = self.log_mel(ref)
-        out[-1] = vad_prob
+        out[: 2 * MEL_BANDS] = np.maximum(mel[:2].ravel(), MIC_FLOOR)
+        out[2 * MEL_BANDS : 3 * MEL_BANDS] = mel[2]
+        expected = self._residual.expected
+        out[3 * MEL_BANDS : 4 * MEL_BANDS] = np.maximum(np.log10(expected @ self._residual_bank_t + _FLOOR), MIC_FLOOR)
+        unexplained = np.maximum(power[1, self._bins] - expected, 0.0)
+        out[4 * MEL_BANDS : 5 * MEL_BANDS] = np.maximum(np.log10(unexplained @ self._residual_bank_t + _FLOOR),
+                                                        MIC_FLOOR)
+        out[MARGIN_INDEX] = min(5.0, max(-5.0, self._residual.margin_db / 10.0))
+        out[VAD_INDEX] = vad_prob
         return out

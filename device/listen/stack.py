@@ -76,16 +76,25 @@ class ListeningStack:
         self._active = False
         self._convergence = ConvergenceWatch(config.aec.converge_s) if self.canceller.name != "none" else None
 
-    def align(self, mic: np.ndarray, ref: np.ndarray, start_index: int) -> np.ndarray:
-        """The reference, shifted by the tracked output-to-mic delay when that is too long
-        for the canceller's filter to cover.
+    def align(self, mic: np.ndarray, ref: np.ndarray, start_index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(reference for the canceller, reference lined up with the echo) of one frame.
 
-        A shift that changes makes the canceller converge again (a burst of echo gets
-        through), so short delays, which the filter absorbs, are left alone.
+        Both follow the tracked output-to-mic delay, differently. The canceller's is
+        shifted only when the delay is too long for its filter to cover: a shift that
+        changes makes the filter converge again (a burst of echo gets through), and short
+        delays the filter absorbs. The lined-up one, which the classifier and the
+        convergence watch see, is always shifted once the delay is known, so the device's
+        voice and its echo start and stop in the same frame on any hardware, whatever
+        its buffering (until the first estimate, about a second into the device's first
+        answer, it is the reference as played).
         """
         self._refs.append(ref)
         delay = self.delay.update(mic, ref) or 0
-        shift = max(0, delay - self._margin) if delay > self._max_unshifted else 0
+        lined_up = max(0, delay - self._margin)
+        for_canceller = lined_up if delay > self._max_unshifted else 0
+        return self._shifted(ref, start_index, for_canceller), self._shifted(ref, start_index, lined_up)
+
+    def _shifted(self, ref: np.ndarray, start_index: int, shift: int) -> np.ndarray:
         return ref if shift == 0 else self._refs.window(start_index - shift, len(ref))
 
     def _converging(self, ref: np.ndarray) -> bool:
@@ -95,22 +104,23 @@ class ListeningStack:
         return self._convergence.update(bool(np.sqrt(np.mean(ref**2)) > PLAYING_RMS))
 
     def front(self, mic: np.ndarray, ref: np.ndarray, start_index: int) -> tuple[np.ndarray, np.ndarray, float]:
-        """(echo-cancelled mic, aligned reference, VAD probability) of one frame."""
-        aligned = self.align(mic, ref, start_index)
-        clean = self.canceller.process(mic, aligned)
-        return clean, aligned, self.vad(clean)
+        """(echo-cancelled mic, reference lined up with the echo, VAD probability) of one frame."""
+        for_canceller, lined_up = self.align(mic, ref, start_index)
+        clean = self.canceller.process(mic, for_canceller)
+        return clean, lined_up, self.vad(clean)
 
     def process(self, mic: np.ndarray, ref: np.ndarray, start_index: int, active: bool) -> FrameReport:
         """One 512-sample frame; `active` when barge-in applies (speaking/thinking)."""
         start_s = start_index / SAMPLE_RATE_HZ
-        clean, aligned, vad_prob = self.front(mic, ref, start_index)
+        clean, lined_up, vad_prob = self.front(mic, ref, start_index)
         if active and not self._active:
             self.evidence.restart()
         self._active = active
         learn = active and self.policy.phase in (Phase.WATCHING, Phase.INACTIVE)
-        user_prob = self.evidence.update(mic, clean, aligned, vad_prob, learn)
+        user_prob = self.evidence.update(mic, clean, lined_up, vad_prob, learn)
         boundary = self.segmenter.update(start_s, vad_prob)
-        decisions = self.policy.update(start_s, vad_prob, user_prob, active, cautious=self._converging(aligned))
+        decisions = self.policy.update(start_s, vad_prob, user_prob, active, cautious=self._converging(lined_up),
+                                       talking_prob=getattr(self.evidence, "p_talking", None))
         if any(d.kind == "bargein_rejected" for d in decisions):
             self.evidence.restart()
         return FrameReport(

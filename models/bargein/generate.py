@@ -2,22 +2,23 @@
 
     .venv/bin/python models/bargein/generate.py --split train --count 2400 [--jobs 2]
 
-A scenario is 10 s at the device's mic, labelled from its first frame: the device (Piper
-joe) speaks through a simulated small loudspeaker (band limits, soft clipping) into a
+A scenario is 10 s at the device's mic, every frame labelled: the device (Piper joe) speaks through a simulated small loudspeaker (band limits, soft clipping) into a
 pyroomacoustics room, and the mic hears that echo at 10 dB below to 20 dB above the user,
 plus one of: a user interrupting (espeak-ng / Flite / Festival voices with pitch and tempo
 variants, in their own spot in the room), a user backchanneling ("mm-hmm", "yeah"), a
 distant TV, music-like sound, knocks and clatter, or nobody; fan noise always. Every
 scenario then runs through the device's own front end (delay estimation, Speex AEC, Silero
-VAD) and feature extractor, so the model learns from exactly what it will see; the echo
-canceller starts from scratch in each, so the model also learns what it hears before the
-canceller has converged. Labels per 32 ms frame: 0 nobody talking to the device, 1 a
-person talking to it, 2 a backchannel.
+VAD) and feature extractor, so the model learns from exactly what it will see. Half the
+scenarios start with the front end fresh, as after start-up (the canceller has not
+converged); the other half are preceded by 2-8 s of the device talking (unlabelled, not
+stored), as on a device that has been answering for a while. Labels per 32 ms frame:
+0 nobody talking to the device, 1 a person talking to it, 2 a backchannel.
 
 Held out for testing: voices (`TEST_VOICES`) and rooms (`split="test"` draws its rooms
 from a different range of sizes and absorption), never seen in training.
 Writes DIR/<split>.npz (or <split>-<start>.npz for a shard starting at --start):
-features, labels, vad_raw, per-scenario offsets and metadata.
+features, labels, vad_raw (zeros in the train split), ref_active, per-scenario offsets,
+onsets, device speech in the lead-in, and metadata.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ sys.path.insert(0, str(HERE.parent.parent))
 from device.audio.echo_path import bandpass_fir  # noqa: E402
 from device.audio.wav import parse_wav, resample  # noqa: E402
 from device.config import Config  # noqa: E402
+from device.listen.echo_gate import EchoGate  # noqa: E402
 from device.listen.features import FEATURES, FeatureExtractor  # noqa: E402
 from device.listen.stack import ListeningStack  # noqa: E402
 from device.listen.vad import FRAME_SAMPLES, SileroVad  # noqa: E402
@@ -50,9 +52,7 @@ from device.models import verified_path  # noqa: E402
 from device.scenarios import active_rms, pink_noise  # noqa: E402
 
 RATE = 16000
-# Every frame is labelled, from the first: the echo canceller starts unconverged, as it does on
-# the device after start-up and in every fresh `voice-device detect`.
-WARMUP_S = 0.0
+FRAME_S = FRAME_SAMPLES / RATE
 LABELLED_S = 10.0
 NONE, PERSON, BACKCHANNEL = 0, 1, 2
 
@@ -135,6 +135,8 @@ class Spec:
     spk_drive: float
     output_delay_ms: float
     fan_dbfs: float
+    mic_gain_db: float  # the whole mic, before the ADC clips: hardware differs, people shout
+    lead_in_s: float  # the device talks this long before the labelled part (0: a fresh front end)
     seed: int
 
 
@@ -165,8 +167,9 @@ def draw(split: str, index: int, kind: str | None = None) -> Spec:
         pitch=int(rng.integers(20, 80)), speed=float(rng.uniform(0.85, 1.2)),
         onset_s=float(rng.uniform(0.3, 8.5)), device_pause=pause, room=room, rt60_s=rt60,
         spk_low_hz=float(rng.uniform(150, 400)), spk_high_hz=float(rng.uniform(4500, 7500)),
-        spk_drive=float(rng.uniform(0.8, 3.0)), output_delay_ms=float(rng.uniform(5, 60)),
-        fan_dbfs=float(rng.uniform(-68, -45)), seed=seed,
+        spk_drive=float(rng.uniform(0.8, 3.0)), output_delay_ms=float(rng.uniform(5, 150)),
+        fan_dbfs=float(rng.uniform(-68, -45)), mic_gain_db=float(rng.uniform(-6.0, 6.0)),
+        lead_in_s=round(float(rng.uniform(2.0, 8.0)) / FRAME_S) * FRAME_S if rng.random() < 0.5 else 0.0, seed=seed,
     )
 
 
@@ -284,9 +287,10 @@ def at(signal: np.ndarray, dbfs: float) -> np.ndarray:
 
 
 def render(spec: Spec) -> dict:
-    """The mic and reference of a scenario, and the frame labels of its labelled part."""
+    """The mic and reference of a scenario (lead-in and labelled part), and the frame labels."""
     rng = np.random.default_rng(spec.seed + 7)
-    total = int((WARMUP_S + LABELLED_S) * RATE)
+    lead = round(spec.lead_in_s / FRAME_S) * FRAME_SAMPLES
+    total = lead + int(LABELLED_S * RATE)
     lines = device_lines()
     ref = np.zeros(total, dtype=np.float32)  # what the device sends to its DAC
     pos = 0
@@ -296,7 +300,7 @@ def render(spec: Spec) -> dict:
         ref[pos:end] = line[: end - pos]
         pos = end + int(rng.uniform(0.1, 0.6) * RATE)
     if spec.device_pause:
-        a, b = (int((WARMUP_S + t) * RATE) for t in spec.device_pause)
+        a, b = (lead + int(t * RATE) for t in spec.device_pause)
         ref[a:b] = 0.0
     irs = room_irs(spec, rng)
     delay = int(spec.output_delay_ms * RATE / 1000)
@@ -304,9 +308,9 @@ def render(spec: Spec) -> dict:
     echo = np.concatenate([np.zeros(delay, np.float32), echo[: total - delay]])
     echo = at(echo, spec.echo_dbfs) if active_rms(echo) > 0 else echo
     user_dbfs = spec.echo_dbfs - spec.echo_over_user_db
-    mic = echo + pink_noise((WARMUP_S + LABELLED_S), spec.fan_dbfs, seed=spec.seed)[:total]
+    mic = echo + pink_noise(total / RATE + 0.1, spec.fan_dbfs, seed=spec.seed)[:total]
     labels = np.zeros(total // FRAME_SAMPLES, dtype=np.int8)
-    onset = int((WARMUP_S + spec.onset_s) * RATE)
+    onset = lead + int(spec.onset_s * RATE)
     if spec.kind in ("interruption", "backchannel"):
         dry = say(spec.voice[0], spec.voice[1], spec.text, spec.pitch, round(spec.speed, 2))
         level = user_dbfs - (3.0 if spec.kind == "backchannel" else 0.0)
@@ -328,11 +332,13 @@ def render(spec: Spec) -> dict:
         tv = np.tile(tv, total // len(tv) + 1)[:total]
         mic += at(np.convolve(tv, irs["tv"])[:total], float(rng.uniform(-45, -32)))
     elif spec.kind == "music":
-        mic += at(np.convolve(music(10.0, rng), irs["tv"])[:total], float(rng.uniform(-40, -28)))
-    elif spec.kind == "knocks":
-        mic += knocks(10.0, rng) * np.float32(10 ** (rng.uniform(-20, -6) / 20))
+        mic += at(np.convolve(music(total / RATE, rng), irs["tv"])[:total], float(rng.uniform(-40, -28)))
+    elif spec.kind == "knocks":  # in the labelled part
+        mic[lead:] += knocks(LABELLED_S, rng) * np.float32(10 ** (rng.uniform(-20, -6) / 20))
+    mic *= np.float32(10 ** (spec.mic_gain_db / 20))
     mic = np.clip(np.round(mic * 32767), -32768, 32767).astype(np.float32) / 32767  # the ADC
-    return {"mic": mic, "ref": ref, "labels": labels, "onset_frame": onset // FRAME_SAMPLES}
+    return {"mic": mic, "ref": ref, "labels": labels, "onset_frame": onset // FRAME_SAMPLES,
+            "first_frame": lead // FRAME_SAMPLES}
 
 
 def _bridge(frames: np.ndarray, max_gap: int) -> np.ndarray:
@@ -353,7 +359,10 @@ def _raw_vad() -> SileroVad:
 def featurize(spec: Spec) -> dict:
     """Run a scenario through the device's front end; per-frame features and labels."""
     scene = render(spec)
-    stack = ListeningStack(Config())  # delay estimator + Speex AEC + Silero VAD, as on the device
+    config = Config()
+    # The device's front end: delay tracking, Speex AEC, Silero VAD (its own evidence source
+    # is not used here; the light echo gate keeps it from loading the model being retrained).
+    stack = ListeningStack(config, evidence=EchoGate(config.echo_gate))
     extractor = FeatureExtractor()
     raw_vad = _raw_vad()
     raw_vad.reset()
@@ -362,17 +371,22 @@ def featurize(spec: Spec) -> dict:
     features = np.zeros((frames, FEATURES), dtype=np.float32)
     vad_raw = np.zeros(frames, dtype=np.float32)
     ref_active = np.zeros(frames, dtype=bool)
+    first = scene["first_frame"]  # the lead-in is not stored: only how long the device played in it
+    # The VAD on the raw mic is for the VAD-only policies the evaluation compares; training
+    # does not use it.
+    with_raw_vad = spec.split != "train"
     for i in range(frames):
         sl = slice(i * FRAME_SAMPLES, (i + 1) * FRAME_SAMPLES)
         clean, aligned, vad = stack.front(mic[sl], ref[sl], i * FRAME_SAMPLES)
         features[i] = extractor(mic[sl], clean, aligned, vad)
-        vad_raw[i] = raw_vad(mic[sl])
+        if with_raw_vad and i >= first:
+            vad_raw[i] = raw_vad(mic[sl])
         ref_active[i] = np.sqrt(np.mean(ref[sl] ** 2)) > 0.003
-    first = int(WARMUP_S * RATE) // FRAME_SAMPLES
     return {
         "features": features[first:].astype(np.float16), "labels": scene["labels"][first:],
         "vad_raw": vad_raw[first:].astype(np.float16), "ref_active": ref_active[first:],
-        "onset_frame": scene["onset_frame"] - first, "meta": asdict(spec),
+        "onset_frame": scene["onset_frame"] - first, "lead_in_playing": int(ref_active[:first].sum()),
+        "meta": asdict(spec),
     }
 
 
@@ -406,6 +420,7 @@ def main() -> None:
         ref_active=np.concatenate([r["ref_active"] for r in results]),
         offsets=offsets,
         onset_frames=np.array([r["onset_frame"] for r in results]),
+        lead_in_playing=np.array([r["lead_in_playing"] for r in results]),
         meta=np.array([json.dumps(r["meta"]) for r in results]),
     )
     counts = np.bincount(np.concatenate([r["labels"] for r in results]), minlength=3)

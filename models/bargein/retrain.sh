@@ -2,8 +2,8 @@
 # The one command that retrains the barge-in classifier from scratch (after ./setup.sh):
 #   models/bargein/retrain.sh
 # Generates the synthetic scenarios (train/val/test), trains, exports bargein_gru.onnx with
-# its sha256 in models/manifest.toml, and prints the held-out evaluation. About 40 minutes on
-# 2 cores (generation ~20, training ~15); torch 2.13.0 (CPU) is installed into .venv for it.
+# its sha256 in models/manifest.toml, and prints the held-out evaluation. About 2 hours on
+# 2 cores (generation ~65 min, training ~35); torch 2.13.0 (CPU) is installed into .venv for it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 .venv/bin/python -m pip install --quiet -e '.[train]'
@@ -12,7 +12,7 @@ gen --split train --count 2400                                # mixed scenarios 
 gen --split train --count 2400 --start 2400                   # mixed scenarios 2400-4799
 gen --split train --count 800 --start 100000 --kind knocks    # extra knocks and clatter
 gen --split val --count 600
-gen --split test --count 800
+gen --split test --count 1200
 .venv/bin/python models/bargein/train.py
 .venv/bin/python bench/classifier_eval.py --split val --sweep
 .venv/bin/python bench/classifier_eval.py --split test

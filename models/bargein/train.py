@@ -26,25 +26,34 @@ import torch
 from torch import nn
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent))
+
+from device.listen.features import MEL_BANDS  # noqa: E402
+
 MODEL = HERE / "bargein_gru.onnx"
 HIDDEN = 64
+# Feature groups (device/listen/features.py), for ablations.
+GROUPS = {"raw_mic": slice(0, MEL_BANDS), "reference": slice(2 * MEL_BANDS, 3 * MEL_BANDS),
+          "residual": slice(3 * MEL_BANDS, 5 * MEL_BANDS + 1), "unexplained": slice(4 * MEL_BANDS, 5 * MEL_BANDS)}
 
 
 class BargeInNet(nn.Module):
     """Normalise -> linear+ReLU -> GRU -> softmax over 3 classes."""
 
     def __init__(self, mean: np.ndarray, std: np.ndarray, hidden: int = HIDDEN, dropout: float = 0.2,
-                 layers: int = 1) -> None:
+                 layers: int = 1, mask: np.ndarray | None = None) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
+        # 0 for features the model must not see (ablations: --drop)
+        self.register_buffer("mask", torch.ones(len(mean)) if mask is None else torch.tensor(mask, dtype=torch.float32))
         self.inp = nn.Linear(len(mean), hidden)
         self.gru = nn.GRU(hidden, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(hidden, 3)
 
     def forward(self, features: torch.Tensor, state: torch.Tensor):
-        z = self.drop(torch.relu(self.inp((features - self.mean) / self.std)))
+        z = self.drop(torch.relu(self.inp((features - self.mean) / self.std * self.mask)))
         y, state_out = self.gru(z, state)
         return self.out(self.drop(y)), state_out
 
@@ -92,13 +101,17 @@ def frame_weights(labels: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hidden", type=int, default=HIDDEN)
     parser.add_argument("--dropout", type=float, default=0.2)
     parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--drop", choices=sorted(GROUPS), action="append", default=[],
+                        help="hide a feature group from the model (an ablation; export with --out)")
+    parser.add_argument("--out", type=Path, default=MODEL,
+                        help="where to write the ONNX model (only the default path updates the manifest)")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -107,9 +120,13 @@ def main() -> None:
     val_x, val_y, _ = load("val")
     mean = train_x.reshape(-1, train_x.shape[-1]).mean(axis=0)
     std = train_x.reshape(-1, train_x.shape[-1]).std(axis=0) + 1e-3
-    net = BargeInNet(mean, std, args.hidden, args.dropout, args.layers)
+    mask = np.ones(train_x.shape[-1], dtype=np.float32)
+    for group in args.drop:
+        mask[GROUPS[group]] = 0.0
+    net = BargeInNet(mean, std, args.hidden, args.dropout, args.layers, mask)
     params = sum(p.numel() for p in net.parameters())
-    print(f"train {train_x.shape}, val {val_x.shape}; {params} parameters")
+    print(f"train {train_x.shape}, val {val_x.shape}; {params} parameters"
+          + (f"; hidden from the model: {', '.join(args.drop)}" if args.drop else ""))
 
     x, y = torch.tensor(train_x), torch.tensor(train_y)
     w = torch.tensor(frame_weights(train_y))
@@ -146,19 +163,19 @@ def main() -> None:
               f"none {recall[0]:.3f} person {recall[1]:.3f} backchannel {recall[2]:.3f}  ({time.time() - started:.0f} s)",
               flush=True)
     net.load_state_dict(best_state)
-    export(net, val_x[0])
+    export(net, val_x[0], args.out)
 
 
-def export(net: BargeInNet, check_sequence: np.ndarray) -> None:
+def export(net: BargeInNet, check_sequence: np.ndarray, path: Path = MODEL) -> None:
     """Write the ONNX model, check it against torch frame by frame, record its sha256."""
     import onnxruntime
 
     streaming = Streaming(net).eval()  # the exporter restores this mode afterwards, recursively
     hidden, layers = net.gru.hidden_size, net.gru.num_layers
     features, state = torch.zeros(1, 1, net.mean.shape[0]), torch.zeros(layers, 1, hidden)
-    torch.onnx.export(streaming, (features, state), str(MODEL), input_names=["features", "state"],
+    torch.onnx.export(streaming, (features, state), str(path), input_names=["features", "state"],
                       output_names=["probs", "state_out"], opset_version=17, dynamo=False)
-    session = onnxruntime.InferenceSession(str(MODEL), providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     with torch.no_grad():
         expected, _ = streaming(torch.tensor(check_sequence[None]), torch.zeros(layers, 1, hidden))
     s = np.zeros((layers, 1, hidden), dtype=np.float32)
@@ -169,13 +186,16 @@ def export(net: BargeInNet, check_sequence: np.ndarray) -> None:
     error = np.abs(np.array(got) - expected[0].numpy()).max()
     if error > 1e-4:
         sys.exit(f"ONNX and torch disagree by {error}")
-    digest = hashlib.sha256(MODEL.read_bytes()).hexdigest()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB, sha256 {digest[:12]}...); "
+          f"streaming ONNX matches torch within {error:.1e}")
+    if path.resolve() != MODEL.resolve():
+        return
     manifest = HERE.parent / "manifest.toml"
     text = manifest.read_text()
     text = re.sub(r'(\[models\.bargein_classifier\][^\[]*?sha256 = ")[0-9a-f]*(")', rf"\g<1>{digest}\g<2>", text)
     manifest.write_text(text)
-    print(f"wrote {MODEL} ({MODEL.stat().st_size / 1024:.0f} KB, sha256 {digest[:12]}...); "
-          f"streaming ONNX matches torch within {error:.1e}")
+    print(f"recorded its sha256 in {manifest}")
 
 
 if __name__ == "__main__":
