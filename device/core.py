@@ -285,7 +285,7 @@ class VoiceDevice:
             self._detect_span = self.telemetry.start_span("bargein.detect", onset_s=info.get("onset_s"))
         elif action is Action.UNDUCK:
             self.speaker.unduck(cfg.unduck_ms)
-            self._end_detect_span("rejected")
+            self._end_detect_span("rejected" if event is Event.BARGEIN_REJECTED else event.value)
         elif action is Action.FADE_OUT:
             self.speaker.fade_out(cfg.fade_ms)
         elif action is Action.CANCEL_TURN:
@@ -351,7 +351,13 @@ class VoiceDevice:
             self.emit("turn_failed", turn=turn.turn_id, error=repr(err))
             self.dispatch(Event.TURN_FAILED, turn_id=turn.turn_id)
             return
-        self.dispatch(Event.ANSWER_DONE, turn_id=turn.turn_id)
+        # Someone started talking over the last words (the device ducked, had not decided
+        # yet): they talk to the device, so it listens from their onset, not goes idle.
+        onset_s = self.stack.policy.tentative_onset_s
+        if onset_s is not None:
+            self.dispatch(Event.ANSWER_DONE_USER_TALKING, turn_id=turn.turn_id, onset_s=onset_s)
+        else:
+            self.dispatch(Event.ANSWER_DONE, turn_id=turn.turn_id)
 
     async def _recognize(self, turn: Turn) -> str:
         """Feed the utterance to the recognizer as it arrives; the final transcript."""

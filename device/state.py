@@ -30,6 +30,7 @@ class Event(enum.Enum):
     LISTEN_TIMEOUT = "listen_timeout"  # listening, but nobody spoke
     ANSWER_AUDIO = "answer_audio"  # the first audio of the answer is queued
     ANSWER_DONE = "answer_done"  # the answer has been played (or there was none)
+    ANSWER_DONE_USER_TALKING = "answer_done_user_talking"  # ... while a barge-in was tentative
     TURN_FAILED = "turn_failed"  # a stage of the turn failed
     BARGEIN_TENTATIVE = "bargein_tentative"
     BARGEIN_REJECTED = "bargein_rejected"
@@ -44,7 +45,7 @@ class Action(enum.Enum):
     STOP_LISTENING = "stop_listening"  # the utterance is complete: the turn goes on to answer
     START_ANSWER = "start_answer"  # a turn that plays a given answer (SPEAK)
     DUCK = "duck"
-    UNDUCK = "unduck"
+    UNDUCK = "unduck"  # also when a turn ends: the next answer must not start ducked
     FADE_OUT = "fade_out"
     CANCEL_TURN = "cancel_turn"  # one cancellation for everything the turn owns
     END_TURN = "end_turn"  # the turn finished by itself
@@ -68,13 +69,15 @@ TABLE: dict[tuple[State, Event], Transition] = {
     (S.LISTENING, E.LISTEN_TIMEOUT): Transition(S.IDLE, (A.STOP_LISTENING, A.CANCEL_TURN)),
     (S.LISTENING, E.STOP): Transition(S.IDLE, (A.STOP_LISTENING, A.CANCEL_TURN)),
     (S.THINKING, E.ANSWER_AUDIO): Transition(S.SPEAKING),
-    (S.THINKING, E.ANSWER_DONE): Transition(S.IDLE, (A.END_TURN,)),
-    (S.THINKING, E.TURN_FAILED): Transition(S.IDLE, (A.END_TURN,)),
+    (S.THINKING, E.ANSWER_DONE): Transition(S.IDLE, (A.UNDUCK, A.END_TURN)),
+    (S.THINKING, E.ANSWER_DONE_USER_TALKING): Transition(S.LISTENING, (A.UNDUCK, A.END_TURN, A.START_LISTENING)),
+    (S.THINKING, E.TURN_FAILED): Transition(S.IDLE, (A.UNDUCK, A.END_TURN)),
     (S.THINKING, E.BARGEIN_TENTATIVE): Transition(S.THINKING, (A.DUCK,)),
     (S.THINKING, E.BARGEIN_REJECTED): Transition(S.THINKING, (A.UNDUCK,)),
     (S.THINKING, E.BARGEIN_CONFIRMED): Transition(S.LISTENING, (*_INTERRUPT, A.START_LISTENING)),
     (S.THINKING, E.STOP): Transition(S.IDLE, _INTERRUPT),
-    (S.SPEAKING, E.ANSWER_DONE): Transition(S.IDLE, (A.END_TURN,)),
+    (S.SPEAKING, E.ANSWER_DONE): Transition(S.IDLE, (A.UNDUCK, A.END_TURN)),
+    (S.SPEAKING, E.ANSWER_DONE_USER_TALKING): Transition(S.LISTENING, (A.UNDUCK, A.END_TURN, A.START_LISTENING)),
     (S.SPEAKING, E.TURN_FAILED): Transition(S.IDLE, (A.FADE_OUT, A.END_TURN)),
     (S.SPEAKING, E.BARGEIN_TENTATIVE): Transition(S.SPEAKING, (A.DUCK,)),
     (S.SPEAKING, E.BARGEIN_REJECTED): Transition(S.SPEAKING, (A.UNDUCK,)),

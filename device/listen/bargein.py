@@ -72,6 +72,11 @@ class BargeInPolicy:
         self._weak_run = 0
         self._frames = 0
 
+    @property
+    def tentative_onset_s(self) -> float | None:
+        """Onset of the barge-in under way (ducked, not yet decided), or None."""
+        return self._onset_s if self.phase is Phase.TENTATIVE else None
+
     def update(self, frame_start_s: float, vad_prob: float, user_prob: float, active: bool,
                cautious: bool = False, talking_prob: float | None = None) -> list[BargeInDecision]:
         """Feed one frame; `active` is whether the device is speaking or thinking;
