@@ -120,6 +120,13 @@ def vad_rule(vad: np.ndarray, threshold: float, hold_s: float) -> list[int]:
     return out
 
 
+def confirmed_ms(scene: dict, frames: list[int]) -> float | None:
+    """Onset -> the first confirmation within the recall window, or None (a miss)."""
+    onset = scene["onset_frame"]
+    after = next((f for f in frames if onset <= f <= onset + RECALL_WINDOW_FRAMES), None)
+    return None if after is None else ((after + 1) * FRAME_S - scene["onset_s"]) * 1000
+
+
 def tally(decisions: list[list[int]], scenes: list[dict], window: str, ducks: list[list[int]] | None,
           select=lambda s: True) -> dict:
     """Counts and latencies over the selected scenarios, in one window (running/start-up)."""
@@ -145,10 +152,10 @@ def tally(decisions: list[list[int]], scenes: list[dict], window: str, ducks: li
             t["ducks"] += sum(1 for f in duck if lo <= f < heard_until)
         if s["kind"] == "interruption":
             t["n"] += 1
-            after = [f for f in frames if onset <= f <= onset + RECALL_WINDOW_FRAMES]
-            if after:
+            latency = confirmed_ms(s, frames)
+            if latency is not None:
                 t["hits"] += 1
-                t["latencies"].append(((after[0] + 1) * FRAME_S - s["onset_s"]) * 1000)
+                t["latencies"].append(latency)
         elif s["kind"] == "backchannel":
             t["backchannels"] += 1
             t["backchannel_cancels"] += any(f >= onset for f in frames)
@@ -210,9 +217,9 @@ def detail(decisions: list[list[int]], scenes: list[dict]) -> None:
     for s, frames in zip(scenes, decisions):
         if s["kind"] != "interruption" or s["onset_frame"] < s["warm_from"]:
             continue
-        after = [f for f in frames if s["onset_frame"] <= f <= s["onset_frame"] + RECALL_WINDOW_FRAMES]
-        if after:
-            by_text.setdefault(s["text"], []).append(((after[0] + 1) * FRAME_S - s["onset_s"]) * 1000)
+        latency = confirmed_ms(s, frames)
+        if latency is not None:
+            by_text.setdefault(s["text"], []).append(latency)
         else:
             misses[s["text"]] = misses.get(s["text"], 0) + 1
             by_text.setdefault(s["text"], [])

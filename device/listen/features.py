@@ -78,11 +78,6 @@ class FeatureExtractor:
         """Forget the residual-echo model (a new stream)."""
         self._residual.reset()
 
-    def log_mel(self, frame: np.ndarray) -> np.ndarray:
-        """log10 mel energies of one frame (Hann window)."""
-        spectrum = np.fft.rfft(frame * self._window)
-        return np.log10((spectrum.real**2 + spectrum.imag**2) @ self._bank_t + _FLOOR)
-
     def __call__(self, mic: np.ndarray, clean: np.ndarray, ref: np.ndarray, vad_prob: float) -> np.ndarray:
         """Features of one frame, float32, length FEATURES."""
         frames = self._frames

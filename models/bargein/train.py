@@ -28,13 +28,13 @@ from torch import nn
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
-from device.listen.features import MEL_BANDS  # noqa: E402
+from device.listen.features import MARGIN_INDEX, MEL_BANDS  # noqa: E402
 
 MODEL = HERE / "bargein_gru.onnx"
 HIDDEN = 64
 # Feature groups (device/listen/features.py), for ablations.
 GROUPS = {"raw_mic": slice(0, MEL_BANDS), "reference": slice(2 * MEL_BANDS, 3 * MEL_BANDS),
-          "residual": slice(3 * MEL_BANDS, 5 * MEL_BANDS + 1), "unexplained": slice(4 * MEL_BANDS, 5 * MEL_BANDS)}
+          "residual": slice(3 * MEL_BANDS, MARGIN_INDEX + 1), "unexplained": slice(4 * MEL_BANDS, 5 * MEL_BANDS)}
 
 
 class BargeInNet(nn.Module):
