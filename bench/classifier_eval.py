@@ -47,7 +47,7 @@ sys.path.insert(0, str(REPO))
 
 from device.config import load_config, with_overrides  # noqa: E402
 from device.listen.aec import ConvergenceWatch  # noqa: E402
-from device.listen.bargein import BargeInPolicy  # noqa: E402
+from device.listen.bargein import BargeInPolicy, restarts_evidence  # noqa: E402
 from device.listen.classifier import BargeInClassifier  # noqa: E402
 from device.listen.features import VAD_INDEX  # noqa: E402
 from device.models import verified_path  # noqa: E402
@@ -84,7 +84,7 @@ def load_scenes(split: str, converge_s: float) -> list[dict]:
 def stack_rule(scene: dict, config, model: Path, ducks: list[int] | None = None) -> list[int]:
     """Frames at which the full stack confirms: the classifier and the policy frame by frame,
     as on the device (device/listen/stack.py): cautious while the canceller is new, the
-    classifier restarted after each rejected barge-in; after a confirmation both start
+    classifier restarted after a barge-in rejected for silence; after a confirmation both start
     afresh, as when the device speaks again. The frames of its tentative barge-ins (where
     the device ducks) go into `ducks`."""
     classifier = BargeInClassifier(model, backchannels_interrupt=config.bargein.backchannels == "interrupt")
@@ -100,7 +100,7 @@ def stack_rule(scene: dict, config, model: Path, ducks: list[int] | None = None)
                                       talking_prob=classifier.p_talking):
             if decision.kind == "bargein_tentative" and ducks is not None:
                 ducks.append(i)
-            elif decision.kind == "bargein_rejected":
+            elif restarts_evidence(decision):
                 classifier.restart()
             elif decision.kind == "bargein_confirmed":
                 out.append(i)

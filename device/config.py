@@ -86,6 +86,11 @@ class BargeInConfig:
 
     vad_threshold: float = 0.5
     """VAD probability that counts a frame as speech for barge-in."""
+    speech_talking_prob: float = 0.8
+    """A frame counts as speech when the VAD says so, or when the classifier is at least this
+    sure that someone is talking: under loud echo the VAD, which sees the cancelled mic
+    alone, misses people the classifier hears (above 1: the VAD alone decides, as it
+    always does with the energy-based echo gate)."""
     onset_frames: int = 1
     """Consecutive speech frames (32 ms each) that open a tentative barge-in."""
     tentative_user_prob: float = 0.5

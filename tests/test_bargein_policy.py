@@ -3,18 +3,19 @@
 from dataclasses import replace
 
 from device.config import BargeInConfig
-from device.listen.bargein import BargeInPolicy, Phase
+from device.listen.bargein import BargeInPolicy, Phase, restarts_evidence
 from device.listen.segmenter import FRAME_S
 
 CFG = BargeInConfig(vad_threshold=0.5, onset_frames=1, tentative_user_prob=0.3, confirm_user_prob=0.8,
                     confirm_frames=3, reject_silence_frames=4, reject_weak_frames=4, max_tentative_ms=640)
 
 
-def run(policy, frames, active=True):
-    """frames: list of (vad, p_user); returns [(frame index, kind, reason)]."""
+def run(policy, frames, active=True, talking=False):
+    """frames: list of (vad, p_user); returns [(frame index, kind, reason)]. `talking`: the
+    evidence also gives p(someone talks), here equal to p_user, as the classifier does."""
     out = []
     for i, (vad, p) in enumerate(frames):
-        for d in policy.update(i * FRAME_S, vad, p, active):
+        for d in policy.update(i * FRAME_S, vad, p, active, talking_prob=p if talking else None):
             out.append((i, d.kind, d.reason))
     return out
 
@@ -57,6 +58,18 @@ def test_no_tentative_without_speech_or_evidence():
     policy = BargeInPolicy(CFG)
     assert run(policy, [(0.4, 1.0)] * 10 + [(0.9, 0.1)] * 10) == []
     assert policy.phase is Phase.WATCHING
+
+
+def test_a_person_the_vad_misses_under_loud_echo_is_heard_when_the_classifier_is_sure():
+    # The VAD sees only the cancelled mic, where loud echo residue masks the person.
+    frames = [(0.1, 0.0)] * 3 + [(0.3, 0.95)] * 3 + [(0.2, 0.0)] * 4
+    assert run(BargeInPolicy(CFG), frames, talking=True) == [
+        (3, "bargein_tentative", ""), (5, "bargein_confirmed", "evidence")]
+    # Unsure is not enough; above 1 the VAD alone decides what is speech, and it always does
+    # for evidence that does not say whether anyone is talking (the energy-based echo gate).
+    assert run(BargeInPolicy(CFG), [(0.3, 0.75)] * 10, talking=True) == []
+    assert run(BargeInPolicy(replace(CFG, speech_talking_prob=1.1)), frames, talking=True) == []
+    assert run(BargeInPolicy(CFG), frames) == []
 
 
 def test_confirmed_is_latched_until_inactive_then_watches_again():
@@ -116,3 +129,14 @@ def test_a_backchannel_that_turns_into_a_command_is_confirmed():
     frames = [(0.9, 0.2, 0.9)] * 5 + [(0.9, 0.9, 0.95)] * 4
     assert run_with_talking(BargeInPolicy(CFG), frames) == [
         (0, "bargein_tentative", ""), (7, "bargein_confirmed", "evidence")]
+
+
+def test_the_classifier_restarts_only_after_silence():
+    # After silence the sound is over; after echo or a timeout it is still going, and the
+    # classifier's memory of it is the evidence it is still weighing.
+    policy = BargeInPolicy(CFG)
+    decisions = [d for i, (vad, p) in enumerate([(0.9, 0.5)] + [(0.1, 0.0)] * 4 + [(0.9, 0.5)] + [(0.9, 0.05)] * 4)
+                 for d in policy.update(i * FRAME_S, vad, p, True)]
+    rejected = [(d.reason, restarts_evidence(d)) for d in decisions if d.kind == "bargein_rejected"]
+    assert rejected == [("silence", True), ("echo", False)]
+    assert not any(restarts_evidence(d) for d in decisions if d.kind != "bargein_rejected")

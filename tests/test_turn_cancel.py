@@ -43,12 +43,14 @@ class SpySynth:
 
 
 def mic_for_test(recordings_dir):
-    """The demo's question at 0.5 s, then its (loud) interruption moved to 4.5 s."""
+    """The demo's question at 0.5 s, then its (loud) interruption moved to 5.5 s: about 1.5 s
+    after the LLM's first token, when the answer is playing even on a slow machine (a user
+    who talks before it plays has heard none of it, and the test is about what they heard)."""
     demo = read_mono(recordings_dir.parent.parent / "device" / "data" / "demo_conversation.wav", 16000)
-    mic = np.zeros(16000 * 9, dtype=np.float32)
+    mic = np.zeros(16000 * 10, dtype=np.float32)
     mic[: 16000 * 3] = demo[: 16000 * 3]
-    mic[16000 * 4 : 16000 * 7] = demo[int(9.5 * 16000) : int(12.5 * 16000)]
-    return mic, 4.5
+    mic[16000 * 5 : 16000 * 8] = demo[int(9.5 * 16000) : int(12.5 * 16000)]
+    return mic, 5.5
 
 
 def run_device(mic, whisper, synth, server, monkeypatch, startup_caution=False, **llm_cfg):

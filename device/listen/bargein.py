@@ -48,6 +48,15 @@ class BargeInDecision:
     evidence_frames: int = 0
 
 
+def restarts_evidence(decision: BargeInDecision) -> bool:
+    """Whether the evidence source starts afresh after this decision: after a barge-in
+    rejected for silence (a backchannel or a cough has ended), so that it does not remember
+    that sound when the next person starts. Not after one rejected as echo or for taking too
+    long: the sound is still going, and what the classifier has heard of it so far is the
+    evidence it needs to make up its mind about a person it was not yet sure of."""
+    return decision.kind == "bargein_rejected" and decision.reason == "silence"
+
+
 class BargeInPolicy:
     """The state machine of one barge-in at a time."""
 
@@ -81,7 +90,9 @@ class BargeInPolicy:
                cautious: bool = False, talking_prob: float | None = None) -> list[BargeInDecision]:
         """Feed one frame; `active` is whether the device is speaking or thinking;
         `cautious` while the echo canceller is still converging (more evidence needed);
-        `talking_prob` (default: `user_prob`) whether anyone, a backchannel included, talks.
+        `talking_prob` (default: `user_prob`) whether anyone, a backchannel included, talks:
+        given by the classifier, which also hears people the VAD misses under loud echo
+        (config speech_talking_prob); the echo gate gives none, its energy is no proof of speech.
 
         Returns the decisions this frame made: none, one, or a tentative and its
         confirmation together when a single frame is enough evidence.
@@ -91,8 +102,10 @@ class BargeInPolicy:
             return []
         if self.phase is Phase.INACTIVE:
             self.phase = Phase.WATCHING
-        speech = vad_prob >= self._cfg.vad_threshold
         talking = user_prob if talking_prob is None else max(user_prob, talking_prob)
+        speech = vad_prob >= self._cfg.vad_threshold
+        if talking_prob is not None and talking >= self._cfg.speech_talking_prob:
+            speech = True  # a classifier hears someone the VAD, on the cancelled mic alone, missed
         decisions = []
         if self.phase is Phase.WATCHING:
             tentative = self._watch(frame_start_s, speech, talking)

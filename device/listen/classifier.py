@@ -52,7 +52,7 @@ class BargeInClassifier:
         return float(self.probabilities[PERSON] + self.probabilities[BACKCHANNEL])
 
     def restart(self) -> None:
-        """The device starts speaking or thinking, or a barge-in was just rejected.
+        """The device starts speaking or thinking, or a barge-in was rejected for silence.
 
         The model was trained on 10 s stretches of device speech holding at most one
         person, each from a fresh state; a state that remembers an earlier person (the

@@ -18,7 +18,7 @@ from ..audio.ringbuffer import SampleHistory
 from ..config import Config
 from ..models import verified_path
 from .aec import PLAYING_RMS, ConvergenceWatch, DelayEstimator, EchoCanceller, load_canceller
-from .bargein import BargeInDecision, BargeInPolicy, Phase
+from .bargein import BargeInDecision, BargeInPolicy, Phase, restarts_evidence
 from .classifier import BargeInClassifier
 from .echo_gate import EchoGate
 from .segmenter import SpeechBoundary, VadSegmenter
@@ -121,7 +121,7 @@ class ListeningStack:
         boundary = self.segmenter.update(start_s, vad_prob)
         decisions = self.policy.update(start_s, vad_prob, user_prob, active, cautious=self._converging(lined_up),
                                        talking_prob=getattr(self.evidence, "p_talking", None))
-        if any(d.kind == "bargein_rejected" for d in decisions):
+        if any(restarts_evidence(d) for d in decisions):
             self.evidence.restart()
         return FrameReport(
             start_s=start_s,
