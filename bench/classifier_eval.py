@@ -18,8 +18,10 @@ onset), onset -> confirmed p50/p95, false alarms per hour of device speech (a
 confirmation with nobody talking to the device: echo, noise, TV, music, knocks, before
 a user's onset; a device stops at its first one, so a scenario counts at most one and
 its hours of device speech end there), ducks per hour (the full stack's tentative
-barge-ins with nobody talking: a 24 dB dip in the device's voice), and how many
-backchannels cancelled the device.
+barge-ins with nobody talking: a 24 dB dip in the device's voice), how many
+backchannels cancelled the device, and onset -> ducked p50/p95 for the full stack (when
+the device's voice dips for the person: what they hear first; a confirmation may wait
+longer, for a command that starts like "okay" or "mm" to show it is not a backchannel).
 
 Two windows, because a running device differs from one that has just started: half the
 scenarios start with a fresh echo canceller (as after start-up), half a few seconds into
@@ -130,8 +132,8 @@ def confirmed_ms(scene: dict, frames: list[int]) -> float | None:
 def tally(decisions: list[list[int]], scenes: list[dict], window: str, ducks: list[list[int]] | None,
           select=lambda s: True) -> dict:
     """Counts and latencies over the selected scenarios, in one window (running/start-up)."""
-    t = {"hits": 0, "n": 0, "latencies": [], "fa": 0, "hours": 0.0, "speech_hours": 0.0, "ducks": 0,
-         "backchannels": 0, "backchannel_cancels": 0}
+    t = {"hits": 0, "n": 0, "latencies": [], "duck_latencies": [], "fa": 0, "hours": 0.0, "speech_hours": 0.0,
+         "ducks": 0, "backchannels": 0, "backchannel_cancels": 0}
     for s, frames, duck in zip(scenes, decisions, ducks or [None] * len(scenes)):
         if not select(s):
             continue
@@ -156,14 +158,18 @@ def tally(decisions: list[list[int]], scenes: list[dict], window: str, ducks: li
             if latency is not None:
                 t["hits"] += 1
                 t["latencies"].append(latency)
+            if duck is not None and (ducked := confirmed_ms(s, duck)) is not None:
+                t["duck_latencies"].append(ducked)
         elif s["kind"] == "backchannel":
             t["backchannels"] += 1
             t["backchannel_cancels"] += any(f >= onset for f in frames)
-    lat = t.pop("latencies")
+    lat, ducked = t.pop("latencies"), t.pop("duck_latencies")
     hours = max(1e-9, t["hours"])
     return {**t, "recall": t["hits"] / max(1, t["n"]),
             "p50": float(np.percentile(lat, 50)) if lat else float("nan"),
             "p95": float(np.percentile(lat, 95)) if lat else float("nan"),
+            "ducked_p50": float(np.percentile(ducked, 50)) if ducked else float("nan"),
+            "ducked_p95": float(np.percentile(ducked, 95)) if ducked else float("nan"),
             "fa_per_h": t["fa"] / hours, "ducks_per_h": t["ducks"] / hours if ducks is not None else float("nan")}
 
 
@@ -246,13 +252,14 @@ def print_window(window: str, results: dict[str, dict]) -> None:
         b0 = first[label]
         print(f"\n{label} ({b0['n']} interruptions, {b0['speech_hours']:.2f} h of device speech)")
         print(f"  {'policy':<46} {'recall':>6} {'p50 ms':>7} {'p95 ms':>7} {'false alarms/h':>15} "
-              f"{'ducks/h':>7} {'backchannels that cancelled':>28}")
+              f"{'ducks/h':>7} {'backchannels that cancelled':>28} {'ducked p50/p95 ms':>18}")
         for name, rows in results.items():
             b = rows[label]
             ducks = "-" if np.isnan(b["ducks_per_h"]) else f"{b['ducks_per_h']:.0f}"
+            ducked = "-" if np.isnan(b["ducked_p50"]) else f"{b['ducked_p50']:.0f} / {b['ducked_p95']:.0f}"
             print(f"  {name:<46} {b['recall']:6.2f} {b['p50']:7.0f} {b['p95']:7.0f} "
                   f"{b['fa_per_h']:10.1f} ({b['fa']:3d}) {ducks:>7} {b['backchannel_cancels']:>18d} of "
-                  f"{b['backchannels']}")
+                  f"{b['backchannels']:<3d} {ducked:>18}")
 
 
 def against_targets(rows: dict[str, dict]) -> None:
