@@ -198,21 +198,37 @@ def say(engine: str, voice: str, text: str, pitch: int, speed: float) -> np.ndar
     return x[loud[0] : loud[-1] + 1].astype(np.float32) if len(loud) else x
 
 
-@functools.lru_cache(maxsize=1)
-def device_lines() -> list[np.ndarray]:
-    """The device's voice (Piper joe) for every DEVICE_LINES entry, two prosodies each."""
+DEVICE_VOICE_SEED = 20261204
+"""Seeds Piper's noise, so the device's lines, and with them every split, come out the same on
+every run. Piper's random ops take their seeds from onnxruntime's global seed when the voice
+loads, together with how many such ops the process has made before: so it holds for the first
+Piper voice a process loads, which device_lines() is in main()."""
+
+
+def device_line(voice, text: str, length: float) -> np.ndarray:
+    """One line in the device's voice, with the prosody noise the generator uses, at RATE."""
     from piper import SynthesisConfig
+
+    cfg = SynthesisConfig(noise_scale=0.5, noise_w_scale=0.6, length_scale=length)
+    audio = np.concatenate([c.audio_float_array for c in voice.synthesize(text, syn_config=cfg)])
+    return resample(audio, voice.config.sample_rate, RATE)
+
+
+def seeded_device_voice():
+    """Piper joe, its noise seeded with DEVICE_VOICE_SEED: the same lines from the same calls."""
+    import onnxruntime
 
     from device.scenarios import _piper_voice
 
-    voice = _piper_voice()
-    out = []
-    for i, text in enumerate(DEVICE_LINES):
-        for length in (0.95, 1.1):
-            cfg = SynthesisConfig(noise_scale=0.5, noise_w_scale=0.6, length_scale=length)
-            audio = np.concatenate([c.audio_float_array for c in voice.synthesize(text, syn_config=cfg)])
-            out.append(resample(audio, voice.config.sample_rate, RATE))
-    return out
+    onnxruntime.set_seed(DEVICE_VOICE_SEED)
+    return _piper_voice()
+
+
+@functools.lru_cache(maxsize=1)
+def device_lines() -> list[np.ndarray]:
+    """The device's voice (Piper joe) for every DEVICE_LINES entry, two prosodies each."""
+    voice = seeded_device_voice()
+    return [device_line(voice, text, length) for text in DEVICE_LINES for length in (0.95, 1.1)]
 
 
 # -- sounds that are not a person talking to the device ---------------------------------------
