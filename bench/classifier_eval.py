@@ -3,6 +3,7 @@
     .venv/bin/python bench/classifier_eval.py [--split test] [--config FILE] [--detail]
     .venv/bin/python bench/classifier_eval.py --split val --sweep      # choose thresholds
     .venv/bin/python bench/classifier_eval.py --split val --model M.onnx   # an experiment
+    .venv/bin/python bench/classifier_eval.py --split test,test-300000,...  # with extra shards
 
 Data: models/bargein/.cache/<split>.npz from models/bargein/generate.py (per 32 ms frame:
 the classifier's features, the VAD on the raw mic, labels). Open loop, like
@@ -65,8 +66,10 @@ def load_scenes(split: str, converge_s: float) -> list[dict]:
     """The scenarios of a split, each with its frames and where its canceller counts as converged."""
     path = REPO / "models" / "bargein" / ".cache" / f"{split}.npz"
     if not path.exists():
-        sys.exit(f"{path} is missing: generate it with models/bargein/generate.py --split {split} "
-                 "(models/bargein/retrain.sh does every split)")
+        base, _, start = split.partition("-")
+        shard = f" --start {start} --count N [--kind K]" if start else ""
+        sys.exit(f"{path} is missing: generate it with models/bargein/generate.py --split {base}{shard} "
+                 "(models/bargein/retrain.sh makes every split and shard)")
     data = np.load(path)
     offsets, features = data["offsets"], data["features"]
     lead_in = data["lead_in_playing"] if "lead_in_playing" in data else np.zeros(len(offsets) - 1, int)
@@ -282,7 +285,8 @@ def against_targets(rows: dict[str, dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--split", default="test",
+                        help="a split, or several .cache files' names with commas (test,test-300000: extra shards)")
     parser.add_argument("--config", help="device config TOML (policy thresholds)")
     parser.add_argument("--model", type=Path, help="another classifier ONNX (an experiment; default: the shipped one)")
     parser.add_argument("--json", help="also write the tables here")
@@ -294,7 +298,7 @@ def main() -> None:
     args = parser.parse_args()
     config = load_config(args.config)
     model = args.model or verified_path(config.bargein.classifier_model)
-    scenes = load_scenes(args.split, config.aec.converge_s)
+    scenes = [s for split in args.split.split(",") for s in load_scenes(split, config.aec.converge_s)]
     if args.sweep:
         sweep(scenes, config, model, args.jobs)
         return
@@ -306,8 +310,9 @@ def main() -> None:
         FULL: [stack_rule(s, config, model, ducks) for s, ducks in zip(scenes, full_ducks)],
     }
     kinds = {k: sum(1 for s in scenes if s["kind"] == k) for k in dict.fromkeys(s["kind"] for s in scenes)}
+    held_out = all(name.startswith("test") for name in args.split.split(","))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; model {model.name}; split {args.split}: "
-          f"{len(scenes)} scenarios {kinds}" + ("; voices and rooms never trained on" if args.split == "test" else ""))
+          f"{len(scenes)} scenarios {kinds}" + ("; voices and rooms never trained on" if held_out else ""))
     tables = {}
     for window in WINDOWS:
         results = {name: by_bin(decisions, scenes, window, full_ducks if name == FULL else None)
