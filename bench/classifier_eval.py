@@ -298,7 +298,8 @@ def main() -> None:
     args = parser.parse_args()
     config = load_config(args.config)
     model = args.model or verified_path(config.bargein.classifier_model)
-    scenes = [s for split in args.split.split(",") for s in load_scenes(split, config.aec.converge_s)]
+    splits = args.split.split(",")
+    scenes = [s for split in splits for s in load_scenes(split, config.aec.converge_s)]
     if args.sweep:
         sweep(scenes, config, model, args.jobs)
         return
@@ -310,7 +311,7 @@ def main() -> None:
         FULL: [stack_rule(s, config, model, ducks) for s, ducks in zip(scenes, full_ducks)],
     }
     kinds = {k: sum(1 for s in scenes if s["kind"] == k) for k in dict.fromkeys(s["kind"] for s in scenes)}
-    held_out = all(name.startswith("test") for name in args.split.split(","))
+    held_out = all(name.startswith("test") for name in splits)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; model {model.name}; split {args.split}: "
           f"{len(scenes)} scenarios {kinds}" + ("; voices and rooms never trained on" if held_out else ""))
     tables = {}
