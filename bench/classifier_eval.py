@@ -102,7 +102,7 @@ def stack_rule(scene: dict, config, model: Path, ducks: list[int] | None = None)
         evidence = classifier.update_features(frame)
         cautious = convergence.update(bool(scene["ref_active"][i]))
         for decision in policy.update(i * FRAME_S, float(frame[VAD_INDEX]), evidence, True, cautious=cautious,
-                                      talking_prob=classifier.p_talking):
+                                      talking_prob=classifier.p_talking, playing=bool(scene["ref_active"][i])):
             if decision.kind == "bargein_tentative" and ducks is not None:
                 ducks.append(i)
             elif restarts_evidence(decision):

@@ -91,6 +91,14 @@ class BargeInConfig:
     sure that someone is talking: under loud echo the VAD, which sees the cancelled mic
     alone, misses people the classifier hears (above 1: the VAD alone decides, as it
     always does with the energy-based echo gate)."""
+    speech_talking_echo_ms: float = 320.0
+    """The classifier overrules the VAD freely while the device's echo can be in the mic and
+    mask a person from the VAD: while the device plays and this long after (the echo's
+    reverberation, the hardware's buffering)."""
+    speech_talking_min_vad: float = 0.1
+    """With no echo in the mic the VAD is reliable: then the classifier overrules it only when
+    the VAD hears at least this much speech (a knock the classifier takes for a person gives
+    the VAD nothing)."""
     onset_frames: int = 1
     """Consecutive speech frames (32 ms each) that open a tentative barge-in."""
     tentative_user_prob: float = 0.5
@@ -133,6 +141,8 @@ class BargeInConfig:
         _check(self.confirm_frames >= 1 and self.onset_frames >= 1 and self.converging_confirm_frames >= 1,
                "bargein.confirm_frames", "onset_frames and (converging_)confirm_frames must be at least 1")
         _check(0.0 <= self.preroll_ms <= 1000.0, "bargein.preroll_ms", "must be 0..1000 ms")
+        _check(self.speech_talking_echo_ms >= 0.0, "bargein.speech_talking_echo_ms",
+               "must be 0 ms or more (how long the echo lingers after the device stops playing)")
 
 
 @dataclass(frozen=True)

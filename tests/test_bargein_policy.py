@@ -72,6 +72,29 @@ def test_a_person_the_vad_misses_under_loud_echo_is_heard_when_the_classifier_is
     assert run(BargeInPolicy(CFG), frames) == []
 
 
+def test_with_no_echo_in_the_mic_the_classifier_needs_the_vad_to_hear_something():
+    # A knock while the device is silent (thinking, or between sentences): the classifier
+    # takes it for a person, the VAD, which no echo masks now, hears nothing.
+    knock = [(0.02, 0.95)] * 4 + [(0.02, 0.0)] * 6
+
+    def run_playing(frames, playing):
+        policy, out = BargeInPolicy(CFG), []
+        for i, ((vad, p), on) in enumerate(zip(frames, playing)):
+            out += [(i, d.kind) for d in policy.update(i * FRAME_S, vad, p, True, talking_prob=p, playing=on)]
+        return out
+
+    silent = [False] * len(knock)
+    assert run_playing(knock, silent) == []
+    # While the device plays, and for speech_talking_echo_ms (320 ms = 10 frames) after it
+    # stopped, the echo can mask a person from the VAD: the classifier's word is enough.
+    assert run_playing(knock, [True] * len(knock))[-1] == (2, "bargein_confirmed")
+    stopped = [True] * 3 + [False] * 14  # the last frame with the device's voice is 2
+    assert run_playing([(0.02, 0.0)] * 9 + knock[:4], stopped)[-1] == (11, "bargein_confirmed")
+    assert run_playing([(0.02, 0.0)] * 13 + knock[:4], stopped) == []  # 11 frames after it
+    # A person starting to talk in the silence: the VAD hears a little, which is enough.
+    assert run_playing([(0.2, 0.95)] * 4, silent)[-1] == (2, "bargein_confirmed")
+
+
 def test_confirmed_is_latched_until_inactive_then_watches_again():
     policy = BargeInPolicy(replace(CFG, confirm_frames=1))
     assert len(run(policy, [(0.9, 0.9)] * 5)) == 2

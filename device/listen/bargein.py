@@ -63,11 +63,13 @@ class BargeInPolicy:
     def __init__(self, config: BargeInConfig) -> None:
         self._cfg = config
         self._max_tentative_frames = max(1, math.ceil(config.max_tentative_ms / 1000 / FRAME_S))
+        self._echo_frames = math.ceil(config.speech_talking_echo_ms / 1000 / FRAME_S)
         self.reset()
 
     def reset(self) -> None:
         """Forget any barge-in under way; the next active frame starts watching afresh."""
         self.phase = Phase.INACTIVE
+        self._since_playing = self._echo_frames + 1  # frames since the device last played
         self._rearmed = True
         self._rejected_onset_s: float | None = None
         self._rejected_at_s = 0.0
@@ -87,12 +89,15 @@ class BargeInPolicy:
         return self._onset_s if self.phase is Phase.TENTATIVE else None
 
     def update(self, frame_start_s: float, vad_prob: float, user_prob: float, active: bool,
-               cautious: bool = False, talking_prob: float | None = None) -> list[BargeInDecision]:
+               cautious: bool = False, talking_prob: float | None = None, playing: bool = True) -> list[BargeInDecision]:
         """Feed one frame; `active` is whether the device is speaking or thinking;
         `cautious` while the echo canceller is still converging (more evidence needed);
         `talking_prob` (default: `user_prob`) whether anyone, a backchannel included, talks:
         given by the classifier, which also hears people the VAD misses under loud echo
         (config speech_talking_prob); the echo gate gives none, its energy is no proof of speech.
+        `playing`: whether the device's voice is in this frame (the reference lined up with its
+        echo); without it, a moment after it, the classifier overrules the VAD only when the
+        VAD hears something too (config speech_talking_echo_ms, speech_talking_min_vad).
 
         Returns the decisions this frame made: none, one, or a tentative and its
         confirmation together when a single frame is enough evidence.
@@ -102,10 +107,12 @@ class BargeInPolicy:
             return []
         if self.phase is Phase.INACTIVE:
             self.phase = Phase.WATCHING
+        self._since_playing = 0 if playing else self._since_playing + 1
         talking = user_prob if talking_prob is None else max(user_prob, talking_prob)
         speech = vad_prob >= self._cfg.vad_threshold
-        if talking_prob is not None and talking >= self._cfg.speech_talking_prob:
-            speech = True  # a classifier hears someone the VAD, on the cancelled mic alone, missed
+        if (talking_prob is not None and talking >= self._cfg.speech_talking_prob
+                and (self._since_playing <= self._echo_frames or vad_prob >= self._cfg.speech_talking_min_vad)):
+            speech = True  # a classifier hears someone the VAD, on the cancelled mic alone, missed under the echo
         decisions = []
         if self.phase is Phase.WATCHING:
             tentative = self._watch(frame_start_s, speech, talking)

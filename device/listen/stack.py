@@ -97,11 +97,11 @@ class ListeningStack:
     def _shifted(self, ref: np.ndarray, start_index: int, shift: int) -> np.ndarray:
         return ref if shift == 0 else self._refs.window(start_index - shift, len(ref))
 
-    def _converging(self, ref: np.ndarray) -> bool:
+    def _converging(self, playing: bool) -> bool:
         """Whether the canceller is still new (see ConvergenceWatch)."""
         if self._convergence is None:
             return False
-        return self._convergence.update(bool(np.sqrt(np.mean(ref**2)) > PLAYING_RMS))
+        return self._convergence.update(playing)
 
     def front(self, mic: np.ndarray, ref: np.ndarray, start_index: int) -> tuple[np.ndarray, np.ndarray, float]:
         """(echo-cancelled mic, reference lined up with the echo, VAD probability) of one frame."""
@@ -119,8 +119,9 @@ class ListeningStack:
         learn = active and self.policy.phase in (Phase.WATCHING, Phase.INACTIVE)
         user_prob = self.evidence.update(mic, clean, lined_up, vad_prob, learn)
         boundary = self.segmenter.update(start_s, vad_prob)
-        decisions = self.policy.update(start_s, vad_prob, user_prob, active, cautious=self._converging(lined_up),
-                                       talking_prob=getattr(self.evidence, "p_talking", None))
+        playing = bool(np.sqrt(np.mean(lined_up**2)) > PLAYING_RMS)
+        decisions = self.policy.update(start_s, vad_prob, user_prob, active, cautious=self._converging(playing),
+                                       talking_prob=getattr(self.evidence, "p_talking", None), playing=playing)
         if any(restarts_evidence(d) for d in decisions):
             self.evidence.restart()
         return FrameReport(
