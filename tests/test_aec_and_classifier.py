@@ -7,7 +7,7 @@ from conftest import onset_of
 from device.audio.echo_path import EchoPath
 from device.audio.wav import read_mono
 from device.config import Config, with_overrides
-from device.listen.aec import DelayEstimator, NoCanceller, SpeexCanceller
+from device.listen.aec import DelayEstimator, NoCanceller, SpeexCanceller, is_playing
 from device.listen.classifier import BargeInClassifier
 from device.listen.echo_gate import EchoGate
 from device.listen.features import FEATURES, MARGIN_INDEX, VAD_INDEX, FeatureExtractor, mel_filterbank
@@ -223,7 +223,8 @@ def test_a_command_after_a_backchannel_in_the_same_answer_still_interrupts(answe
 def test_caution_only_while_the_canceller_is_new_and_the_device_plays(answer):
     stack = ListeningStack(with_overrides(Config(), aec={"converge_s": 1.0}))
     silence = np.zeros(FRAME_SAMPLES, dtype=np.float32)
-    assert not stack._converging(silence)  # nothing played: no echo to leak
-    talking = [stack._converging(answer[i : i + FRAME_SAMPLES]) for i in range(0, 3 * 16000, FRAME_SAMPLES)]
+    assert not stack._converging(is_playing(silence))  # nothing played: no echo to leak
+    frames = [answer[i : i + FRAME_SAMPLES] for i in range(0, 3 * 16000, FRAME_SAMPLES)]
+    talking = [stack._converging(is_playing(frame)) for frame in frames]
     assert any(talking[:16]) and not talking[-1]  # trusted once it has heard ~1 s of the device
-    assert ListeningStack(with_overrides(Config(), aec={"engine": "none"}))._converging(answer[:512]) is False
+    assert ListeningStack(with_overrides(Config(), aec={"engine": "none"}))._converging(is_playing(answer[:512])) is False

@@ -31,6 +31,11 @@ _LOGGER = logging.getLogger(__name__)
 PLAYING_RMS = 1e-3  # a reference frame above this RMS (-60 dBFS) means the device is playing
 
 
+def is_playing(ref: np.ndarray) -> bool:
+    """Whether a reference frame (what the speaker plays) carries sound."""
+    return bool(np.sqrt(np.mean(ref**2)) > PLAYING_RMS)
+
+
 class EchoCanceller(Protocol):
     """Removes the echo of `ref` from `mic` (aligned 16 kHz float frames)."""
 
@@ -158,7 +163,7 @@ class DelayEstimator:
     def _estimate(self) -> None:
         mic = self._mic.window(self._mic.end - self._n, self._n)
         ref = self._ref.window(self._ref.end - self._n, self._n)
-        if np.sqrt(np.mean(ref**2)) < PLAYING_RMS:
+        if not is_playing(ref):
             return  # nothing played: nothing to measure
         size = 2 * self._n
         spectrum = np.fft.rfft(mic, size) * np.conj(np.fft.rfft(ref, size))

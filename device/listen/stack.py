@@ -17,7 +17,7 @@ import numpy as np
 from ..audio.ringbuffer import SampleHistory
 from ..config import Config
 from ..models import verified_path
-from .aec import PLAYING_RMS, ConvergenceWatch, DelayEstimator, EchoCanceller, load_canceller
+from .aec import ConvergenceWatch, DelayEstimator, EchoCanceller, is_playing, load_canceller
 from .bargein import BargeInDecision, BargeInPolicy, Phase, restarts_evidence
 from .classifier import BargeInClassifier
 from .echo_gate import EchoGate
@@ -119,7 +119,7 @@ class ListeningStack:
         learn = active and self.policy.phase in (Phase.WATCHING, Phase.INACTIVE)
         user_prob = self.evidence.update(mic, clean, lined_up, vad_prob, learn)
         boundary = self.segmenter.update(start_s, vad_prob)
-        playing = bool(np.sqrt(np.mean(lined_up**2)) > PLAYING_RMS)
+        playing = is_playing(lined_up)
         decisions = self.policy.update(start_s, vad_prob, user_prob, active, cautious=self._converging(playing),
                                        talking_prob=getattr(self.evidence, "p_talking", None), playing=playing)
         if any(restarts_evidence(d) for d in decisions):
