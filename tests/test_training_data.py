@@ -1,4 +1,5 @@
-"""The barge-in classifier's data generator (models/bargein/generate.py) makes the same data on every run."""
+"""The barge-in classifier's tools in models/bargein/: the data generator makes the same data
+on every run, and ensemble.py averages its members."""
 
 import subprocess
 import sys
@@ -30,3 +31,24 @@ def run_once() -> str:
 def test_the_device_voice_in_the_training_data_is_the_same_on_every_run():
     # Without the seed Piper's noise differs from one process to the next.
     assert run_once() == run_once()
+
+
+def test_an_ensemble_runs_as_the_mean_of_its_members(tmp_path):
+    # models/bargein/ensemble.py puts members side by side in one graph. A model paired with
+    # itself must give its own probabilities frame after frame, its state carried through.
+    import importlib.util
+
+    import numpy as np
+    import onnx
+
+    from device.config import Config
+    from device.models import verified_path
+
+    spec = importlib.util.spec_from_file_location("ensemble", REPO / "models/bargein/ensemble.py")
+    ensemble = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ensemble)
+    shipped = verified_path(Config().bargein.classifier_model)
+    pair = tmp_path / "pair.onnx"
+    onnx.save(ensemble.combine([onnx.load(str(shipped))] * 2), str(pair))
+    frames = np.random.default_rng(0).normal(size=(60, 122)).astype(np.float32)
+    assert ensemble.check(pair, [shipped, shipped], frames) < 1e-5

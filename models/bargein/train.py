@@ -1,14 +1,15 @@
-"""Train the barge-in classifier on models/bargein/.cache/{train,val}.npz and export it to ONNX.
+"""Train a barge-in classifier on models/bargein/.cache/{train,val}.npz and export it to ONNX.
 
-    .venv/bin/python models/bargein/train.py [--epochs 40]
+    .venv/bin/python models/bargein/train.py [--epochs 30] [--sound-weight 1] [--seed 0] [--out M.onnx]
 
 The model: feature normalisation (from the training set), a linear layer, two GRU
 layers and a 3-way softmax (nobody / a person talking to the device / a backchannel),
-run one 32 ms frame at a time with its state carried by the caller. Exported to
-models/bargein/bargein_gru.onnx (inputs features [1,1,F] and state [layers,1,H]; outputs
-probs [1,1,3] and state_out), checked against torch on a validation scenario, and its
-sha256 written into models/manifest.toml. Needs torch (training only; the device needs
-onnxruntime alone).
+run one 32 ms frame at a time with its state carried by the caller. Exported to ONNX
+(inputs features [1,1,F] and state [layers,1,H]; outputs probs [1,1,3] and state_out) and
+checked against torch on a validation scenario; written to models/bargein/bargein_gru.onnx
+with its sha256 in models/manifest.toml when --out is not given (ensemble.py averages
+several such models into one, an experiment so far; see MODEL_CARD.md). Needs torch
+(training only; the device needs onnxruntime alone).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ sys.path.insert(0, str(HERE.parent.parent))
 from device.listen.features import MARGIN_INDEX, MEL_BANDS  # noqa: E402
 
 MODEL = HERE / "bargein_gru.onnx"
+CACHE = HERE / ".cache"
+SOUNDS = ("tv", "music", "knocks")
 HIDDEN = 64
 # Feature groups (device/listen/features.py), for ablations.
 GROUPS = {"raw_mic": slice(0, MEL_BANDS), "reference": slice(2 * MEL_BANDS, 3 * MEL_BANDS),
@@ -70,11 +73,11 @@ class Streaming(nn.Module):
         return torch.softmax(logits, dim=-1), state_out
 
 
-def load(split: str) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+def load(split: str, data_dir: Path = CACHE, shards: bool = True) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """(features [N, T, F], labels [N, T], metadata) of a split and its shards (<split>-*.npz)."""
-    files = sorted((HERE / ".cache").glob(f"{split}.npz")) + sorted((HERE / ".cache").glob(f"{split}-*.npz"))
+    files = sorted(data_dir.glob(f"{split}.npz")) + (sorted(data_dir.glob(f"{split}-*.npz")) if shards else [])
     if not files:
-        sys.exit(f"no {split} data in {HERE / '.cache'}: run models/bargein/generate.py --split {split}")
+        sys.exit(f"no {split} data in {data_dir}: run models/bargein/generate.py --split {split}")
     xs, ys, metas = [], [], []
     for path in files:
         data = np.load(path)
@@ -88,14 +91,18 @@ def load(split: str) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     return np.concatenate(xs), np.concatenate(ys), metas
 
 
-def frame_weights(labels: np.ndarray) -> np.ndarray:
+def frame_weights(labels: np.ndarray, kinds: list[str], sound_weight: float = 1.0) -> np.ndarray:
     """Per-frame loss weights: people count more than silence, and their first frames most
-    (the decision has to come within a few frames of the onset)."""
+    (the decision has to come within a few frames of the onset); the frames of a scenario
+    with a TV, music or knocks and nobody talking to the device weigh `sound_weight` (the
+    sounds a device most often takes for a person)."""
     weights = np.where(labels == 0, 1.0, 2.5).astype(np.float32)
     for i, row in enumerate(labels):
         on = np.flatnonzero(row > 0)
         if len(on):
             weights[i, on[0] : on[0] + 6] = 5.0
+        elif kinds[i] in SOUNDS:
+            weights[i] = sound_weight
     return weights
 
 
@@ -108,16 +115,21 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=HIDDEN)
     parser.add_argument("--dropout", type=float, default=0.2)
     parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--sound-weight", type=float, default=1.0,
+                        help="loss weight of the frames of a TV, music or knocks with nobody talking to the device")
     parser.add_argument("--drop", choices=sorted(GROUPS), action="append", default=[],
                         help="hide a feature group from the model (an ablation; export with --out)")
+    parser.add_argument("--data", type=Path, default=CACHE, help="where generate.py wrote the splits")
     parser.add_argument("--out", type=Path, default=MODEL,
                         help="where to write the ONNX model (only the default path updates the manifest)")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
 
-    train_x, train_y, _ = load("train")
-    val_x, val_y, _ = load("val")
+    train_x, train_y, train_meta = load("train", args.data)
+    # The validation loss is on the mixed split alone; its shards of nobody talking to the
+    # device are for bench/classifier_eval.py's false alarms per hour.
+    val_x, val_y, _ = load("val", args.data, shards=False)
     mean = train_x.reshape(-1, train_x.shape[-1]).mean(axis=0)
     std = train_x.reshape(-1, train_x.shape[-1]).std(axis=0) + 1e-3
     mask = np.ones(train_x.shape[-1], dtype=np.float32)
@@ -129,7 +141,7 @@ def main() -> None:
           + (f"; hidden from the model: {', '.join(args.drop)}" if args.drop else ""))
 
     x, y = torch.tensor(train_x), torch.tensor(train_y)
-    w = torch.tensor(frame_weights(train_y))
+    w = torch.tensor(frame_weights(train_y, [m["kind"] for m in train_meta], args.sound_weight))
     vx, vy = torch.tensor(val_x), torch.tensor(val_y)
     optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-3)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
@@ -186,16 +198,19 @@ def export(net: BargeInNet, check_sequence: np.ndarray, path: Path = MODEL) -> N
     error = np.abs(np.array(got) - expected[0].numpy()).max()
     if error > 1e-4:
         sys.exit(f"ONNX and torch disagree by {error}")
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB); streaming ONNX matches torch within {error:.1e}")
+    if path.resolve() == MODEL.resolve():
+        record_in_manifest(path)
+
+
+def record_in_manifest(path: Path) -> None:
+    """Write the sha256 of the shipped classifier into models/manifest.toml."""
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB, sha256 {digest[:12]}...); "
-          f"streaming ONNX matches torch within {error:.1e}")
-    if path.resolve() != MODEL.resolve():
-        return
     manifest = HERE.parent / "manifest.toml"
     text = manifest.read_text()
     text = re.sub(r'(\[models\.bargein_classifier\][^\[]*?sha256 = ")[0-9a-f]*(")', rf"\g<1>{digest}\g<2>", text)
     manifest.write_text(text)
-    print(f"recorded its sha256 in {manifest}")
+    print(f"recorded its sha256 ({digest[:12]}...) in {manifest}")
 
 
 if __name__ == "__main__":
