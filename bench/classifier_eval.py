@@ -94,7 +94,7 @@ def stack_rule(scene: dict, config, model: Path, ducks: list[int] | None = None)
     the device ducks) go into `ducks`."""
     classifier = BargeInClassifier(model, backchannels_interrupt=config.bargein.backchannels == "interrupt")
     policy = BargeInPolicy(config.bargein)
-    convergence = ConvergenceWatch(config.aec.converge_s)
+    convergence = ConvergenceWatch(config.aec.converge_s, config.aec.resume_caution_s)
     for _ in range(scene["lead_in_playing"]):
         convergence.update(True)
     out = []

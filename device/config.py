@@ -184,11 +184,16 @@ class AecConfig:
     converge_s: float = 4.0
     """Seconds of the device's own speech the canceller hears after start-up before the
     barge-in policy trusts its output fully (it keeps its filter between answers)."""
+    resume_caution_s: float = 1.0
+    """After the device resumes playing after 0.8 s or more of silence, the policy
+    asks for as much evidence as at start-up for this long (echo coming back into a quiet
+    room is what the classifier most often takes for a person); 0 turns it off."""
 
     def __post_init__(self) -> None:
         _check(self.engine in ("speex", "none"), "aec.engine", f"is {self.engine!r}; use speex or none")
         _check(20.0 <= self.filter_ms <= 500.0, "aec.filter_ms", "must be 20..500 ms")
         _check(self.converge_s >= 0.0, "aec.converge_s", "must be >= 0 s (0: trust the canceller at once)")
+        _check(self.resume_caution_s >= 0.0, "aec.resume_caution_s", "must be >= 0 s (0: no caution on resuming)")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from conftest import onset_of
 from device.audio.echo_path import EchoPath
 from device.audio.wav import read_mono
 from device.config import Config, with_overrides
-from device.listen.aec import DelayEstimator, NoCanceller, SpeexCanceller, is_playing
+from device.listen.aec import ConvergenceWatch, DelayEstimator, NoCanceller, SpeexCanceller, is_playing
 from device.listen.classifier import BargeInClassifier
 from device.listen.echo_gate import EchoGate
 from device.listen.features import FEATURES, MARGIN_INDEX, VAD_INDEX, FeatureExtractor, mel_filterbank
@@ -228,3 +228,17 @@ def test_caution_only_while_the_canceller_is_new_and_the_device_plays(answer):
     talking = [stack._converging(is_playing(frame)) for frame in frames]
     assert any(talking[:16]) and not talking[-1]  # trusted once it has heard ~1 s of the device
     assert ListeningStack(with_overrides(Config(), aec={"engine": "none"}))._converging(is_playing(answer[:512])) is False
+
+
+def test_caution_again_when_the_device_resumes_after_a_silence():
+    watch = ConvergenceWatch(converge_s=0.32, resume_s=0.32)  # 10 frames each
+    assert all(watch.update(True) for _ in range(9))  # the canceller is new (trusted from its 10th frame)
+    assert not any(watch.update(True) for _ in range(20))  # converged, talking on
+    assert not any(watch.update(False) for _ in range(16))  # half a second between sentences...
+    assert not any(watch.update(True) for _ in range(5))  # ...is not a resumption
+    assert not any(watch.update(False) for _ in range(25))  # 0.8 s of silence (a new answer)...
+    assert [watch.update(True) for _ in range(12)] == [True] * 10 + [False] * 2  # ...then 0.32 s of caution
+    off = ConvergenceWatch(converge_s=0.32)  # resume_s 0: as before
+    for playing in [True] * 30 + [False] * 20:
+        off.update(playing)
+    assert not off.update(True)

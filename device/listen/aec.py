@@ -182,22 +182,34 @@ class DelayEstimator:
 
 
 class ConvergenceWatch:
-    """Whether the canceller may still let through echo that sounds like a person.
+    """Whether the echo may still sound like a person: when the policy asks for more evidence.
 
-    True while it has heard less than `converge_s` of the device's voice since start-up
-    (it keeps its filter between answers, so this is once per boot) and the device is
-    playing, or stopped less than `tail_s` ago (the room still rings).
+    True while the canceller has heard less than `converge_s` of the device's voice since
+    start-up (it keeps its filter between answers, so this is once per boot) and the device
+    is playing, or stopped less than `tail_s` ago (the room still rings). True again for
+    `resume_s` after the device resumes playing after `gap_s` or more of silence: echo that
+    comes back in a quiet room is what the classifier most often takes for a person
+    (bench/bargein.py's sessions, MODEL_CARD.md).
     """
 
-    def __init__(self, converge_s: float, tail_s: float = 0.32, frame_s: float = 0.032) -> None:
+    def __init__(self, converge_s: float, resume_s: float = 0.0, tail_s: float = 0.32, gap_s: float = 0.8,
+                 frame_s: float = 0.032) -> None:
         self._needed_frames = round(converge_s / frame_s)
         self._tail_frames = round(tail_s / frame_s)
+        self._gap_frames = round(gap_s / frame_s)
+        self._resume_frames = round(resume_s / frame_s)
         self._heard_frames = 0
         self._since_playing = self._tail_frames + 1
+        self._resume_left = 0
 
     def update(self, playing: bool) -> bool:
         """Feed one frame (was the device playing?); returns whether to be cautious."""
+        if playing and self._since_playing >= self._gap_frames and self._heard_frames >= self._needed_frames:
+            self._resume_left = self._resume_frames
         self._since_playing = 0 if playing else self._since_playing + 1
         if playing and self._heard_frames < self._needed_frames:
             self._heard_frames += 1
-        return self._heard_frames < self._needed_frames and self._since_playing <= self._tail_frames
+        resuming = self._resume_left > 0
+        self._resume_left = max(0, self._resume_left - 1)
+        converging = self._heard_frames < self._needed_frames and self._since_playing <= self._tail_frames
+        return converging or resuming
