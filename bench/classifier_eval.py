@@ -100,9 +100,10 @@ def stack_rule(scene: dict, config, model: Path, ducks: list[int] | None = None)
     out = []
     for i, frame in enumerate(scene["features"]):
         evidence = classifier.update_features(frame)
-        cautious = convergence.update(bool(scene["ref_active"][i]))
+        playing = bool(scene["ref_active"][i])
+        cautious = convergence.update(playing)
         for decision in policy.update(i * FRAME_S, float(frame[VAD_INDEX]), evidence, True, cautious=cautious,
-                                      talking_prob=classifier.p_talking, playing=bool(scene["ref_active"][i])):
+                                      talking_prob=classifier.p_talking, playing=playing):
             if decision.kind == "bargein_tentative" and ducks is not None:
                 ducks.append(i)
             elif restarts_evidence(decision):

@@ -227,7 +227,8 @@ def test_caution_only_while_the_canceller_is_new_and_the_device_plays(answer):
     frames = [answer[i : i + FRAME_SAMPLES] for i in range(0, 3 * 16000, FRAME_SAMPLES)]
     talking = [stack._converging(is_playing(frame)) for frame in frames]
     assert any(talking[:16]) and not talking[-1]  # trusted once it has heard ~1 s of the device
-    assert ListeningStack(with_overrides(Config(), aec={"engine": "none"}))._converging(is_playing(answer[:512])) is False
+    no_canceller = ListeningStack(with_overrides(Config(), aec={"engine": "none"}))
+    assert no_canceller._converging(is_playing(answer[:512])) is False
 
 
 def test_caution_again_when_the_device_resumes_after_a_silence():

@@ -42,6 +42,7 @@ def test_an_ensemble_runs_as_the_mean_of_its_members(tmp_path):
     import onnx
 
     from device.config import Config
+    from device.listen.features import FEATURES
     from device.models import verified_path
 
     spec = importlib.util.spec_from_file_location("ensemble", REPO / "models/bargein/ensemble.py")
@@ -50,5 +51,5 @@ def test_an_ensemble_runs_as_the_mean_of_its_members(tmp_path):
     shipped = verified_path(Config().bargein.classifier_model)
     pair = tmp_path / "pair.onnx"
     onnx.save(ensemble.combine([onnx.load(str(shipped))] * 2), str(pair))
-    frames = np.random.default_rng(0).normal(size=(60, 122)).astype(np.float32)
+    frames = np.random.default_rng(0).normal(size=(60, FEATURES)).astype(np.float32)
     assert ensemble.check(pair, [shipped, shipped], frames) < 1e-5

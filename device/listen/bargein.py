@@ -89,7 +89,8 @@ class BargeInPolicy:
         return self._onset_s if self.phase is Phase.TENTATIVE else None
 
     def update(self, frame_start_s: float, vad_prob: float, user_prob: float, active: bool,
-               cautious: bool = False, talking_prob: float | None = None, playing: bool = True) -> list[BargeInDecision]:
+               cautious: bool = False, talking_prob: float | None = None,
+               playing: bool = True) -> list[BargeInDecision]:
         """Feed one frame; `active` is whether the device is speaking or thinking;
         `cautious` while the echo canceller is still converging (more evidence needed);
         `talking_prob` (default: `user_prob`) whether anyone, a backchannel included, talks:

@@ -74,7 +74,8 @@ class ListeningStack:
         self._max_unshifted = round(config.aec.max_unshifted_delay_ms * SAMPLE_RATE_HZ / 1000)
         self._refs = SampleHistory(SAMPLE_RATE_HZ)  # the reference, indexed like the mic frames
         self._active = False
-        self._convergence = ConvergenceWatch(config.aec.converge_s, config.aec.resume_caution_s) if self.canceller.name != "none" else None
+        self._convergence = (ConvergenceWatch(config.aec.converge_s, config.aec.resume_caution_s)
+                             if self.canceller.name != "none" else None)
 
     def align(self, mic: np.ndarray, ref: np.ndarray, start_index: int) -> tuple[np.ndarray, np.ndarray]:
         """(reference for the canceller, reference lined up with the echo) of one frame.

@@ -24,6 +24,9 @@ import onnx
 from onnx import TensorProto, helper
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent))
+
+from device.listen.classifier import BargeInClassifier  # noqa: E402
 
 
 def _dims(value_info) -> list[int]:
@@ -66,24 +69,16 @@ def combine(members: list[onnx.ModelProto]) -> onnx.ModelProto:
 
 
 def check(path: Path, member_paths: list[Path], sequence: np.ndarray) -> float:
-    """Largest difference between the combined model and the mean of its members, frame by frame."""
-    import onnxruntime
-
-    def session(p: Path):
-        return onnxruntime.InferenceSession(str(p), providers=["CPUExecutionProvider"])
-
-    def state_of(s):
-        return np.zeros([d if isinstance(d, int) else 1 for d in s.get_inputs()[1].shape], np.float32)
-
-    combined, members = session(path), [session(p) for p in member_paths]
-    state, states = state_of(combined), [state_of(s) for s in members]
+    """Largest difference between the combined model and the mean of its members, frame by frame,
+    each run as the device runs it (its state carried from frame to frame)."""
+    combined, members = BargeInClassifier(path), [BargeInClassifier(p) for p in member_paths]
     error = 0.0
     for frame in sequence:
-        x = frame[None, None].astype(np.float32)
-        probs, state = combined.run(None, {"features": x, "state": state})
-        outputs = [s.run(None, {"features": x, "state": st}) for s, st in zip(members, states)]
-        states = [o[1] for o in outputs]
-        error = max(error, float(np.abs(probs - np.mean([o[0] for o in outputs], axis=0)).max()))
+        combined.update_features(frame)
+        for member in members:
+            member.update_features(frame)
+        mean = np.mean([member.probabilities for member in members], axis=0)
+        error = max(error, float(np.abs(combined.probabilities - mean).max()))
     return error
 
 
