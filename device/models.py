@@ -12,7 +12,9 @@ from pathlib import Path
 from .errors import ModelError
 
 REPO_DIR = Path(__file__).resolve().parent.parent  # the checkout setup.sh installed from
-MODELS_DIR = Path(os.environ.get("VOICE_DEVICE_MODELS", REPO_DIR / "models"))
+# VOICE_DEVICE_MODELS points at another models/ folder; set but empty counts as unset (an
+# EnvironmentFile line "VOICE_DEVICE_MODELS=" must not mean the working directory).
+MODELS_DIR = Path(os.environ.get("VOICE_DEVICE_MODELS") or REPO_DIR / "models")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,9 @@
 """WAV reading, the model manifest and the config file: clear errors for bad input."""
 
+import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +68,15 @@ def test_manifest_entries_exist_and_match():
         assert entry.path.is_file(), entry.path
         assert sha256_of(entry.path) == entry.sha256
         assert entry.license and entry.source
+
+
+@pytest.mark.parametrize("value,expected", [("", REPO / "models"), ("/srv/models", Path("/srv/models"))])
+def test_models_folder_from_the_environment(value, expected):
+    # An EnvironmentFile line "VOICE_DEVICE_MODELS=" (empty) means the default, not the working directory.
+    code = "from device.models import MODELS_DIR; print(MODELS_DIR)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**os.environ, "VOICE_DEVICE_MODELS": value},
+                         capture_output=True, text=True, check=True).stdout
+    assert Path(out.strip()) == expected
 
 
 def test_damaged_model_is_refused(tmp_path):
