@@ -53,3 +53,18 @@ def test_an_ensemble_runs_as_the_mean_of_its_members(tmp_path):
     onnx.save(ensemble.combine([onnx.load(str(shipped))] * 2), str(pair))
     frames = np.random.default_rng(0).normal(size=(60, FEATURES)).astype(np.float32)
     assert ensemble.check(pair, [shipped, shipped], frames) < 1e-5
+
+
+def test_the_test_split_holds_out_the_device_lines_too():
+    # False alarms are counted on device speech the model never heard in training.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("generate", REPO / "models/bargein/generate.py")
+    gen = importlib.util.module_from_spec(spec)
+    sys.modules["generate"] = gen  # for its dataclass
+    try:
+        spec.loader.exec_module(gen)
+    finally:
+        del sys.modules["generate"]
+    assert gen.TEST_DEVICE_LINES and not set(gen.TEST_DEVICE_LINES) & set(gen.DEVICE_LINES)
+    assert not set(gen.TEST_VOICES) & set(gen.TRAIN_VOICES)

@@ -14,8 +14,9 @@ converged); the other half are preceded by 2-8 s of the device talking (unlabell
 stored), as on a device that has been answering for a while. Labels per 32 ms frame:
 0 nobody talking to the device, 1 a person talking to it, 2 a backchannel.
 
-Held out for testing: voices (`TEST_VOICES`) and rooms (`split="test"` draws its rooms
-from a different range of sizes and absorption), never seen in training.
+Held out for testing: voices (`TEST_VOICES`), rooms (`split="test"` draws its rooms
+from a different range of sizes and absorption) and the device's own lines
+(`TEST_DEVICE_LINES`), never seen in training.
 Writes DIR/<split>.npz (or <split>-<start>.npz for a shard starting at --start):
 features, labels, vad_raw (zeros in the train split), ref_active, per-scenario offsets,
 onsets, device speech in the lead-in, and metadata.
@@ -110,6 +111,24 @@ DEVICE_LINES = [
     "Bees visit thousands of flowers to make a single spoon of honey.",
     "The bakery on the corner opens at seven every morning.",
     "In nineteen sixty nine, people walked on the moon for the first time.",
+]
+# The device's lines in the test split, never trained on: a device says new things every day,
+# and false alarms should be counted on speech the model has not learnt by heart.
+TEST_DEVICE_LINES = [
+    "The pharmacy on High Street closes at six today, but the one by the station is open until ten.",
+    "Sure, I have set an alarm for half past six tomorrow morning.",
+    "Penguins cannot fly, but they are excellent swimmers and can dive more than five hundred metres.",
+    "Your flight to Lisbon is on time and boards at gate twelve.",
+    "A good way to remember it is that the first letter of each word spells the answer.",
+    "It is eleven degrees outside, with the clouds clearing later this afternoon.",
+    "For pancakes, mix flour, milk and two eggs, then let the batter rest for ten minutes.",
+    "The Great Wall of China is not visible from space with the naked eye.",
+    "I have turned the heating up to twenty one degrees in the living room.",
+    "There are three trains this evening, at seven, at eight fifteen and at nine forty.",
+    "Chapter two begins on a cold winter night, when the lighthouse keeper hears a knock at the door.",
+    "Your sister's birthday is next Saturday; would you like a reminder on Friday?",
+    "Honey never spoils: archaeologists have found edible honey in ancient Egyptian tombs.",
+    "Okay, here is the news from this morning.",
 ]
 
 
@@ -225,10 +244,12 @@ def seeded_device_voice():
 
 
 @functools.lru_cache(maxsize=1)
-def device_lines() -> list[np.ndarray]:
-    """The device's voice (Piper joe) for every DEVICE_LINES entry, two prosodies each."""
+def device_lines(split: str) -> list[np.ndarray]:
+    """The device's voice (Piper joe) for every line of the split (TEST_DEVICE_LINES for test,
+    DEVICE_LINES otherwise), two prosodies each."""
     voice = seeded_device_voice()
-    return [device_line(voice, text, length) for text in DEVICE_LINES for length in (0.95, 1.1)]
+    texts = TEST_DEVICE_LINES if split == "test" else DEVICE_LINES
+    return [device_line(voice, text, length) for text in texts for length in (0.95, 1.1)]
 
 
 # -- sounds that are not a person talking to the device ---------------------------------------
@@ -307,7 +328,7 @@ def render(spec: Spec) -> dict:
     rng = np.random.default_rng(spec.seed + 7)
     lead = round(spec.lead_in_s / FRAME_S) * FRAME_SAMPLES
     total = lead + int(LABELLED_S * RATE)
-    lines = device_lines()
+    lines = device_lines(spec.split)
     ref = np.zeros(total, dtype=np.float32)  # what the device sends to its DAC
     pos = 0
     while pos < total:
@@ -421,7 +442,7 @@ def main() -> None:
             sys.exit(f"{tool} is missing: ./setup.sh installs espeak-ng, flite and festival")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    device_lines()  # synthesize the device's voice once, before the workers fork
+    device_lines(args.split)  # synthesize the device's voice once, before the workers fork
     started = time.time()
     specs = [draw(args.split, i, args.kind) for i in range(args.start, args.start + args.count)]
     with ProcessPoolExecutor(args.jobs) as pool:
