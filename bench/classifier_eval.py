@@ -1,4 +1,4 @@
-"""Barge-in policies side by side on the held-out synthetic set (voices and rooms never trained on).
+"""Barge-in policies side by side on the held-out synthetic set (voices, rooms, device sentences).
 
     .venv/bin/python bench/classifier_eval.py [--split test] [--config FILE] [--detail]
     .venv/bin/python bench/classifier_eval.py --split val --sweep      # choose thresholds
@@ -314,7 +314,8 @@ def main() -> None:
     kinds = {k: sum(1 for s in scenes if s["kind"] == k) for k in dict.fromkeys(s["kind"] for s in scenes)}
     held_out = all(name.startswith("test") for name in splits)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; model {model.name}; split {args.split}: "
-          f"{len(scenes)} scenarios {kinds}" + ("; voices and rooms never trained on" if held_out else ""))
+          f"{len(scenes)} scenarios {kinds}"
+          + ("; voices, rooms and device sentences never trained on" if held_out else ""))
     tables = {}
     for window in WINDOWS:
         results = {name: by_bin(decisions, scenes, window, full_ducks if name == FULL else None)
