@@ -1,5 +1,6 @@
 """The barge-in classifier's tools in models/bargein/: the data generator makes the same data
-on every run, and ensemble.py averages its members."""
+on every run and holds out test voices and device sentences, and ensemble.py averages its
+members."""
 
 import subprocess
 import sys
