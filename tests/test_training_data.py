@@ -2,6 +2,7 @@
 on every run and holds out test voices and device sentences, and ensemble.py averages its
 members."""
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,19 @@ print(hashlib.sha256(audio.tobytes()).hexdigest())
 """
 
 
+def tool(name: str):
+    """A script of models/bargein/ imported as a module (registered while it loads: its
+    dataclasses need that)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "models" / "bargein" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[name]
+    return module
+
+
 def run_once() -> str:
     done = subprocess.run([sys.executable, "-c", ONE_LINE], cwd=REPO, capture_output=True, text=True,
                           timeout=300)
@@ -37,8 +51,6 @@ def test_the_device_voice_in_the_training_data_is_the_same_on_every_run():
 def test_an_ensemble_runs_as_the_mean_of_its_members(tmp_path):
     # models/bargein/ensemble.py puts members side by side in one graph. A model paired with
     # itself must give its own probabilities frame after frame, its state carried through.
-    import importlib.util
-
     import numpy as np
     import onnx
 
@@ -46,9 +58,7 @@ def test_an_ensemble_runs_as_the_mean_of_its_members(tmp_path):
     from device.listen.features import FEATURES
     from device.models import verified_path
 
-    spec = importlib.util.spec_from_file_location("ensemble", REPO / "models/bargein/ensemble.py")
-    ensemble = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ensemble)
+    ensemble = tool("ensemble")
     shipped = verified_path(Config().bargein.classifier_model)
     pair = tmp_path / "pair.onnx"
     onnx.save(ensemble.combine([onnx.load(str(shipped))] * 2), str(pair))
@@ -58,14 +68,6 @@ def test_an_ensemble_runs_as_the_mean_of_its_members(tmp_path):
 
 def test_the_test_split_holds_out_the_device_lines_too():
     # False alarms are counted on device speech the model never heard in training.
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("generate", REPO / "models/bargein/generate.py")
-    gen = importlib.util.module_from_spec(spec)
-    sys.modules["generate"] = gen  # for its dataclass
-    try:
-        spec.loader.exec_module(gen)
-    finally:
-        del sys.modules["generate"]
+    gen = tool("generate")
     assert gen.TEST_DEVICE_LINES and not set(gen.TEST_DEVICE_LINES) & set(gen.DEVICE_LINES)
     assert not set(gen.TEST_VOICES) & set(gen.TRAIN_VOICES)
