@@ -86,12 +86,14 @@ def load_scenes(split: str, converge_s: float) -> list[dict]:
     return scenes
 
 
-def stack_rule(scene: dict, config, model: Path, ducks: list[int] | None = None) -> list[int]:
+def stack_rule(scene: dict, config, model: Path, ducks: list[int] | None = None,
+               restart_at: int | None = None, replay: int = 0) -> list[int]:
     """Frames at which the full stack confirms: the classifier and the policy frame by frame,
     as on the device (device/listen/stack.py): cautious while the canceller is new, the
     classifier restarted after a barge-in rejected for silence; after a confirmation both start
     afresh, as when the device speaks again. The frames of its tentative barge-ins (where
-    the device ducks) go into `ducks`."""
+    the device ducks) go into `ducks`. `restart_at`: the classifier also restarts at that
+    frame, then hears again the `replay` frames before it (bench/classifier_restart.py)."""
     classifier = BargeInClassifier(model, backchannels_interrupt=config.bargein.backchannels == "interrupt")
     policy = BargeInPolicy(config.bargein)
     convergence = ConvergenceWatch(config.aec.converge_s, config.aec.resume_caution_s)
@@ -99,6 +101,10 @@ def stack_rule(scene: dict, config, model: Path, ducks: list[int] | None = None)
         convergence.update(True)
     out = []
     for i, frame in enumerate(scene["features"]):
+        if i == restart_at:
+            classifier.restart()
+            for earlier in scene["features"][max(0, i - replay) : i]:
+                classifier.update_features(earlier)
         evidence = classifier.update_features(frame)
         playing = bool(scene["ref_active"][i])
         cautious = convergence.update(playing)
