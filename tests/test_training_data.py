@@ -1,6 +1,6 @@
 """The barge-in classifier's tools in models/bargein/: the data generator makes the same data
-on every run and holds out test voices and device sentences, and ensemble.py averages its
-members."""
+on every run, holds out test voices and device sentences, and labels a person after another
+sound; ensemble.py averages its members."""
 
 import importlib.util
 import subprocess
@@ -71,3 +71,39 @@ def test_the_test_split_holds_out_the_device_lines_too():
     gen = tool("generate")
     assert gen.TEST_DEVICE_LINES and not set(gen.TEST_DEVICE_LINES) & set(gen.DEVICE_LINES)
     assert not set(gen.TEST_VOICES) & set(gen.TRAIN_VOICES)
+
+
+def test_a_sound_then_a_person_is_drawn_like_any_scenario_and_leaves_the_others_as_they_were():
+    from dataclasses import replace
+
+    gen = tool("generate")
+    # The mixed splits draw as before the kind existed (figures are compared across days).
+    spec = gen.draw("train", 3)
+    assert (spec.kind, spec.text, round(spec.onset_s, 4), round(spec.echo_over_user_db, 4), spec.before) == (
+        "interruption", "No, stop.", 4.5373, -5.2078, "")
+    seq = gen.draw("test", 304000, gen.SOUND_THEN_PERSON)
+    assert seq.before in ("backchannel", "knocks") and 0.1 <= seq.gap_s <= 2.0 and seq.text in gen.INTERRUPTIONS
+    assert (seq.before_text in gen.BACKCHANNELS) == (seq.before == "backchannel")
+    # Everything else is the draw an interruption with that index gets.
+    plain = replace(seq, kind="interruption", before="", before_text="", before_onset_s=0.0, gap_s=0.0)
+    assert plain == gen.draw("test", 304000, "interruption")
+
+
+def test_a_backchannel_and_then_a_person_are_labelled_where_each_talks():
+    import numpy as np
+
+    gen = tool("generate")
+    spec = gen.draw("train", 3)
+    mic = np.zeros(10 * gen.RATE, dtype=np.float32)
+    labels = np.zeros(len(mic) // gen.FRAME_SAMPLES, dtype=np.int8)
+    direct = np.ones(1, dtype=np.float32)  # no room: the dry voice
+    first = 2 * gen.RATE
+    end = gen.add_voice(mic, labels, spec, direct, "Mm-hmm.", first, -30.0, gen.BACKCHANNEL)
+    then = end + gen.RATE // 2
+    gen.add_voice(mic, labels, spec, direct, spec.text, then, -30.0, gen.PERSON)
+    frame = gen.FRAME_SAMPLES
+    backchannel, person = np.flatnonzero(labels == gen.BACKCHANNEL), np.flatnonzero(labels == gen.PERSON)
+    assert backchannel[0] == first // frame and backchannel[-1] <= end // frame
+    assert person[0] == then // frame and person[-1] > then // frame + 5
+    assert not labels[end // frame + 1 : then // frame].any()  # the gap between them: nobody
+    assert np.abs(mic[first : end]).max() > 0.01 and not mic[end + 1 : then].any()

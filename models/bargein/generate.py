@@ -2,17 +2,20 @@
 
     .venv/bin/python models/bargein/generate.py --split train --count 2400 [--jobs 2]
 
-A scenario is 10 s at the device's mic, every frame labelled: the device (Piper joe) speaks through a simulated small loudspeaker (band limits, soft clipping) into a
-pyroomacoustics room, and the mic hears that echo at 10 dB below to 20 dB above the user,
-plus one of: a user interrupting (espeak-ng / Flite / Festival voices with pitch and tempo
-variants, in their own spot in the room), a user backchanneling ("mm-hmm", "yeah"), a
-distant TV, music-like sound, knocks and clatter, or nobody; fan noise always. Every
-scenario then runs through the device's own front end (delay estimation, Speex AEC, Silero
-VAD) and feature extractor, so the model learns from exactly what it will see. Half the
-scenarios start with the front end fresh, as after start-up (the canceller has not
-converged); the other half are preceded by 2-8 s of the device talking (unlabelled, not
-stored), as on a device that has been answering for a while. Labels per 32 ms frame:
-0 nobody talking to the device, 1 a person talking to it, 2 a backchannel.
+A scenario is 10 s at the device's mic, every frame labelled: the device (Piper joe) speaks
+through a simulated small loudspeaker (band limits, soft clipping) into a pyroomacoustics
+room, and the mic hears that echo at 10 dB below to 20 dB above the user, plus one of: a
+user interrupting (espeak-ng / Flite / Festival voices with pitch and tempo variants, in
+their own spot in the room), a user backchanneling ("mm-hmm", "yeah"), a distant TV,
+music-like sound, knocks and clatter, or nobody; fan noise always. Every scenario then runs
+through the device's own front end (delay estimation, Speex AEC, Silero VAD) and feature
+extractor, so the model learns from exactly what it will see. Half the scenarios start with
+the front end fresh, as after start-up (the canceller has not converged); the other half
+are preceded by 2-8 s of the device talking (unlabelled, not stored), as on a device that
+has been answering for a while. Labels per 32 ms frame: 0 nobody talking to the device, 1 a
+person talking to it, 2 a backchannel. Extra shards of one kind come from --kind, among
+them `sound_then_person` (a backchannel or a burst of knocks, then a person), which the
+mixed splits never draw.
 
 Held out for testing: voices (`TEST_VOICES`), rooms (`split="test"` draws its rooms
 from a different range of sizes and absorption) and the device's own lines
@@ -34,7 +37,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +59,11 @@ RATE = 16000
 FRAME_S = FRAME_SAMPLES / RATE
 LABELLED_S = 10.0
 NONE, PERSON, BACKCHANNEL = 0, 1, 2
+SOUND_THEN_PERSON = "sound_then_person"
+"""A scenario kind drawn only for extra shards (--kind): a backchannel or a burst of knocks,
+then, 0.1-2 s after it, a person talking to the device. The device hears both in one
+answer, and the classifier must not be slow to believe in the person for having just heard
+the sound (the mixed kinds hold one event each)."""
 
 # engine, voice, and how to vary it. Test voices never appear in training.
 TRAIN_VOICES = [("espeak", v) for v in (
@@ -145,7 +153,7 @@ class Spec:
     text: str
     pitch: int
     speed: float
-    onset_s: float  # in the labelled part, from its start
+    onset_s: float  # in the labelled part, from its start (SOUND_THEN_PERSON: from the sound and gap_s)
     device_pause: tuple[float, float] | None  # the device is silent (thinking) in this span
     room: tuple[float, float, float]
     rt60_s: float
@@ -157,6 +165,12 @@ class Spec:
     mic_gain_db: float  # the whole mic, before the ADC clips: hardware differs, people shout
     lead_in_s: float  # the device talks this long before the labelled part (0: a fresh front end)
     seed: int
+    # SOUND_THEN_PERSON only: what comes first (a backchannel by the same person, or a burst of
+    # knocks), when, and how long after it ends the person starts talking to the device.
+    before: str = ""
+    before_text: str = ""
+    before_onset_s: float = 0.0
+    gap_s: float = 0.0
 
 
 def draw(split: str, index: int, kind: str | None = None) -> Spec:
@@ -168,7 +182,8 @@ def draw(split: str, index: int, kind: str | None = None) -> Spec:
     kind = kind or drawn
     voices = TEST_VOICES if split == "test" else TRAIN_VOICES
     voice = voices[rng.integers(len(voices))]
-    texts = {"interruption": INTERRUPTIONS, "backchannel": BACKCHANNELS, "tv": TV_LINES}.get(kind, [""])
+    texts = {"interruption": INTERRUPTIONS, "backchannel": BACKCHANNELS, "tv": TV_LINES,
+             SOUND_THEN_PERSON: INTERRUPTIONS}.get(kind, [""])
     if split == "test":  # test rooms: other sizes and absorption than training rooms
         room = (float(rng.uniform(5.5, 9.0)), float(rng.uniform(4.5, 7.0)), float(rng.uniform(2.6, 3.2)))
         rt60 = float(rng.uniform(0.25, 0.9))
@@ -179,7 +194,7 @@ def draw(split: str, index: int, kind: str | None = None) -> Spec:
     if rng.random() < 0.15:
         start = float(rng.uniform(0.0, 7.0))
         pause = (start, start + float(rng.uniform(1.5, 3.0)))
-    return Spec(
+    spec = Spec(
         split=split, index=index, kind=str(kind),
         echo_over_user_db=float(rng.uniform(-10.0, 20.0)), echo_dbfs=float(rng.uniform(-24.0, -14.0)),
         voice=voice, text=str(texts[rng.integers(len(texts))]),
@@ -190,6 +205,13 @@ def draw(split: str, index: int, kind: str | None = None) -> Spec:
         fan_dbfs=float(rng.uniform(-68, -45)), mic_gain_db=float(rng.uniform(-6.0, 6.0)),
         lead_in_s=round(float(rng.uniform(2.0, 8.0)) / FRAME_S) * FRAME_S if rng.random() < 0.5 else 0.0, seed=seed,
     )
+    if kind != SOUND_THEN_PERSON:
+        return spec
+    more = np.random.default_rng(seed + 13)  # its own draws: the other kinds' stay as they were
+    before = str(more.choice(["backchannel", "knocks"], p=[0.6, 0.4]))
+    return replace(spec, before=before,
+                   before_text=str(BACKCHANNELS[more.integers(len(BACKCHANNELS))]) if before == "backchannel" else "",
+                   before_onset_s=float(more.uniform(0.3, 4.0)), gap_s=float(more.uniform(0.1, 2.0)))
 
 
 # -- voices ---------------------------------------------------------------------------------
@@ -349,20 +371,21 @@ def render(spec: Spec) -> dict:
     labels = np.zeros(total // FRAME_SAMPLES, dtype=np.int8)
     onset = lead + int(spec.onset_s * RATE)
     if spec.kind in ("interruption", "backchannel"):
-        dry = say(spec.voice[0], spec.voice[1], spec.text, spec.pitch, round(spec.speed, 2))
         level = user_dbfs - (3.0 if spec.kind == "backchannel" else 0.0)
-        wet = at(np.convolve(dry, irs["user"])[: len(dry) + RATE // 4], level)
-        end = min(total, onset + len(wet))
-        mic[onset:end] += wet[: end - onset]
-        # Frames where the person's direct speech is present (gaps under 200 ms bridged).
-        active = np.abs(np.pad(dry, (0, max(0, end - onset - len(dry))))[: end - onset]) > 0.02 * np.abs(dry).max()
-        frames = np.zeros(len(labels), bool)
-        idx = (onset + np.flatnonzero(active)) // FRAME_SAMPLES
-        frames[np.unique(idx[idx < len(labels)])] = True
-        on = np.flatnonzero(frames)
-        if len(on):
-            frames[on[0] : on[-1] + 1] |= _bridge(frames[on[0] : on[-1] + 1], 6)
-        labels[frames] = PERSON if spec.kind == "interruption" else BACKCHANNEL
+        add_voice(mic, labels, spec, irs["user"], spec.text, onset, level,
+                  PERSON if spec.kind == "interruption" else BACKCHANNEL)
+    elif spec.kind == SOUND_THEN_PERSON:
+        first = lead + int(spec.before_onset_s * RATE)
+        if spec.before == "backchannel":
+            end = add_voice(mic, labels, spec, irs["user"], spec.before_text, first, user_dbfs - 3.0, BACKCHANNEL)
+        else:
+            burst = knocks(1.0, np.random.default_rng(spec.seed + 17))
+            loud = np.flatnonzero(np.abs(burst) > 0.01)
+            burst = burst[loud[0] : loud[-1] + 1]
+            mic[first : first + len(burst)] += burst * np.float32(10 ** (rng.uniform(-20, -6) / 20))
+            end = first + len(burst)
+        onset = end + int(spec.gap_s * RATE)
+        add_voice(mic, labels, spec, irs["user"], spec.text, onset, user_dbfs, PERSON)
     elif spec.kind == "tv":
         tv = say("espeak" if spec.index % 2 else "flite", "en-us+m3" if spec.index % 2 else "kal16", spec.text,
                  50, 1.0)
@@ -375,7 +398,28 @@ def render(spec: Spec) -> dict:
     mic *= np.float32(10 ** (spec.mic_gain_db / 20))
     mic = np.clip(np.round(mic * 32767), -32768, 32767).astype(np.float32) / 32767  # the ADC
     return {"mic": mic, "ref": ref, "labels": labels, "onset_frame": onset // FRAME_SAMPLES,
-            "first_frame": lead // FRAME_SAMPLES}
+            "onset_s": (onset - lead) / RATE, "first_frame": lead // FRAME_SAMPLES}
+
+
+def add_voice(mic: np.ndarray, labels: np.ndarray, spec: Spec, room_ir: np.ndarray, text: str, onset: int,
+              dbfs: float, label: int) -> int:
+    """The scenario's person saying `text` from `onset` (a sample) at `dbfs` through the room, its
+    frames labelled `label`; returns the sample where the dry speech ends."""
+    total = len(mic)
+    dry = say(spec.voice[0], spec.voice[1], text, spec.pitch, round(spec.speed, 2))
+    wet = at(np.convolve(dry, room_ir)[: len(dry) + RATE // 4], dbfs)
+    end = min(total, onset + len(wet))
+    mic[onset:end] += wet[: end - onset]
+    # Frames where the person's direct speech is present (gaps under 200 ms bridged).
+    active = np.abs(np.pad(dry, (0, max(0, end - onset - len(dry))))[: end - onset]) > 0.02 * np.abs(dry).max()
+    frames = np.zeros(len(labels), bool)
+    idx = (onset + np.flatnonzero(active)) // FRAME_SAMPLES
+    frames[np.unique(idx[idx < len(labels)])] = True
+    on = np.flatnonzero(frames)
+    if len(on):
+        frames[on[0] : on[-1] + 1] |= _bridge(frames[on[0] : on[-1] + 1], 6)
+    labels[frames] = label
+    return onset + len(dry)
 
 
 def _bridge(frames: np.ndarray, max_gap: int) -> np.ndarray:
@@ -423,7 +467,8 @@ def featurize(spec: Spec) -> dict:
         "features": features[first:].astype(np.float16), "labels": scene["labels"][first:],
         "vad_raw": vad_raw[first:].astype(np.float16), "ref_active": ref_active[first:],
         "onset_frame": scene["onset_frame"] - first, "lead_in_playing": int(ref_active[:first].sum()),
-        "meta": asdict(spec),
+        # A sound-then-person scenario's onset comes from how long the sound lasted.
+        "meta": asdict(spec) | ({"onset_s": scene["onset_s"]} if spec.kind == SOUND_THEN_PERSON else {}),
     }
 
 
@@ -432,7 +477,8 @@ def main() -> None:
     parser.add_argument("--split", choices=["train", "val", "test"], required=True)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--start", type=int, default=0, help="first scenario index (for shards)")
-    parser.add_argument("--kind", choices=["interruption", "backchannel", "none", "tv", "music", "knocks"],
+    parser.add_argument("--kind", choices=["interruption", "backchannel", "none", "tv", "music", "knocks",
+                                           SOUND_THEN_PERSON],
                         help="only this kind of scenario (an extra shard of what the model gets wrong)")
     parser.add_argument("--out", default=str(HERE / ".cache"))
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
