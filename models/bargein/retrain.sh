@@ -22,6 +22,10 @@ for shard in "none 400 300000" "tv 300 301000" "music 200 302000" "knocks 300 30
   gen --split test --count "$count" --start "$start" --kind "$kind"
   held_out+=",test-$start"
 done
+# A person 0.1-2 s after a backchannel or a burst of knocks, in one stretch of device speech:
+# reported on its own (the mixed splits hold one event each; training does not use it).
+gen --split test --count 300 --start 304000 --kind sound_then_person
+held_out+=",test-304000"
 .venv/bin/python models/bargein/train.py
 .venv/bin/python bench/classifier_eval.py --split val --sweep
 .venv/bin/python bench/classifier_eval.py --split "$held_out"

@@ -1,6 +1,7 @@
 """Train a barge-in classifier on models/bargein/.cache/{train,val}.npz and export it to ONNX.
 
     .venv/bin/python models/bargein/train.py [--epochs 30] [--sound-weight 1] [--seed 0] [--out M.onnx]
+    .venv/bin/python models/bargein/train.py --init M.onnx [--teacher M.onnx --learn-kind K] --out N.onnx
 
 The model: feature normalisation (from the training set), a linear layer, two GRU
 layers and a 3-way softmax (nobody / a person talking to the device / a backchannel),
@@ -73,6 +74,36 @@ class Streaming(nn.Module):
         return torch.softmax(logits, dim=-1), state_out
 
 
+def from_onnx(path: Path, dropout: float = 0.2) -> BargeInNet:
+    """The network of an ONNX model this script exported (its normalisation, weights and
+    shape), to go on training it: --init. ONNX orders a GRU's gates (update, reset, new),
+    torch (reset, update, new)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    grus = [node for node in model.graph.node if node.op_type == "GRU"]
+    hidden = weights[grus[0].input[2]].shape[-1]
+    net = BargeInNet(weights["net.mean"], weights["net.std"], hidden, dropout, len(grus), weights["net.mask"])
+    inp, out = (next(n for n in model.graph.node if n.op_type == "MatMul" and n.output[0].startswith(f"/net/{name}/"))
+                for name in ("inp", "out"))
+
+    def gates(a: np.ndarray) -> torch.Tensor:
+        z, r, n = np.split(a, 3, axis=0)
+        return torch.tensor(np.concatenate([r, z, n]))
+
+    state = {name: torch.tensor(weights[f"net.{name}"]) for name in ("mean", "std", "mask")}
+    state |= {"inp.weight": torch.tensor(weights[inp.input[1]].T), "inp.bias": torch.tensor(weights["net.inp.bias"]),
+             "out.weight": torch.tensor(weights[out.input[1]].T), "out.bias": torch.tensor(weights["net.out.bias"])}
+    for layer, gru in enumerate(grus):
+        w, r, b = (weights[name][0] for name in gru.input[1:4])
+        state[f"gru.weight_ih_l{layer}"], state[f"gru.weight_hh_l{layer}"] = gates(w), gates(r)
+        state[f"gru.bias_ih_l{layer}"], state[f"gru.bias_hh_l{layer}"] = gates(b[: 3 * hidden]), gates(b[3 * hidden :])
+    net.load_state_dict(state)
+    return net
+
+
 def load(split: str, data_dir: Path = CACHE, shards: bool = True) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """(features [N, T, F], labels [N, T], metadata) of a split and its shards (<split>-*.npz)."""
     files = sorted(data_dir.glob(f"{split}.npz")) + (sorted(data_dir.glob(f"{split}-*.npz")) if shards else [])
@@ -93,14 +124,18 @@ def load(split: str, data_dir: Path = CACHE, shards: bool = True) -> tuple[np.nd
 
 def frame_weights(labels: np.ndarray, kinds: list[str], sound_weight: float = 1.0) -> np.ndarray:
     """Per-frame loss weights: people count more than silence, and their first frames most
-    (the decision has to come within a few frames of the onset); the frames of a scenario
-    with a TV, music or knocks and nobody talking to the device weigh `sound_weight` (the
-    sounds a device most often takes for a person)."""
+    (the decision has to come within a few frames of the onset; so do those of a person
+    after a backchannel); the frames of a scenario with a TV, music or knocks and nobody
+    talking to the device weigh `sound_weight` (the sounds a device most often takes for a
+    person)."""
     weights = np.where(labels == 0, 1.0, 2.5).astype(np.float32)
     for i, row in enumerate(labels):
         on = np.flatnonzero(row > 0)
+        person = np.flatnonzero(row == 1)
         if len(on):
             weights[i, on[0] : on[0] + 6] = 5.0
+            if len(person):
+                weights[i, person[0] : person[0] + 6] = 5.0
         elif kinds[i] in SOUNDS:
             weights[i] = sound_weight
     return weights
@@ -119,6 +154,15 @@ def main() -> None:
                         help="loss weight of the frames of a TV, music or knocks with nobody talking to the device")
     parser.add_argument("--drop", choices=sorted(GROUPS), action="append", default=[],
                         help="hide a feature group from the model (an ablation; export with --out)")
+    parser.add_argument("--init", type=Path,
+                        help="go on training this model (one this script exported) instead of a new one; "
+                             "its normalisation and mask are kept (--drop does not apply)")
+    parser.add_argument("--teacher", type=Path,
+                        help="a model (one this script exported) whose probabilities the scenarios not of "
+                             "--learn-kind learn instead of their labels: fine-tuning on a new kind of "
+                             "scenario without unlearning what the teacher does on the others")
+    parser.add_argument("--learn-kind", action="append", default=[],
+                        help="with --teacher: a kind of scenario that learns from its labels")
     parser.add_argument("--data", type=Path, default=CACHE, help="where generate.py wrote the splits")
     parser.add_argument("--out", type=Path, default=MODEL,
                         help="where to write the ONNX model (only the default path updates the manifest)")
@@ -130,18 +174,25 @@ def main() -> None:
     # The validation loss is on the mixed split alone; its shards of nobody talking to the
     # device are for bench/classifier_eval.py's false alarms per hour.
     val_x, val_y, _ = load("val", args.data, shards=False)
-    mean = train_x.reshape(-1, train_x.shape[-1]).mean(axis=0)
-    std = train_x.reshape(-1, train_x.shape[-1]).std(axis=0) + 1e-3
-    mask = np.ones(train_x.shape[-1], dtype=np.float32)
-    for group in args.drop:
-        mask[GROUPS[group]] = 0.0
-    net = BargeInNet(mean, std, args.hidden, args.dropout, args.layers, mask)
+    if args.init:
+        net = from_onnx(args.init, args.dropout)
+        args.hidden, args.layers = net.gru.hidden_size, net.gru.num_layers
+    else:
+        mean = train_x.reshape(-1, train_x.shape[-1]).mean(axis=0)
+        std = train_x.reshape(-1, train_x.shape[-1]).std(axis=0) + 1e-3
+        mask = np.ones(train_x.shape[-1], dtype=np.float32)
+        for group in args.drop:
+            mask[GROUPS[group]] = 0.0
+        net = BargeInNet(mean, std, args.hidden, args.dropout, args.layers, mask)
     params = sum(p.numel() for p in net.parameters())
     print(f"train {train_x.shape}, val {val_x.shape}; {params} parameters"
           + (f"; hidden from the model: {', '.join(args.drop)}" if args.drop else ""))
 
     x, y = torch.tensor(train_x), torch.tensor(train_y)
     w = torch.tensor(frame_weights(train_y, [m["kind"] for m in train_meta], args.sound_weight))
+    teacher = from_onnx(args.teacher).eval() if args.teacher else None
+    # With a teacher, only the scenarios of --learn-kind learn from their labels.
+    learn = torch.tensor([[m["kind"] in args.learn_kind] * train_y.shape[1] for m in train_meta])
     vx, vy = torch.tensor(val_x), torch.tensor(val_y)
     optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-3)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
@@ -156,7 +207,14 @@ def main() -> None:
             idx = order[i : i + args.batch]
             h0 = torch.zeros(args.layers, len(idx), args.hidden)
             logits, _ = net(x[idx], h0)
-            loss = (loss_fn(logits.reshape(-1, 3), y[idx].reshape(-1)) * w[idx].reshape(-1)).mean()
+            loss = loss_fn(logits.reshape(-1, 3), y[idx].reshape(-1)) * w[idx].reshape(-1)
+            if teacher is not None:  # the other kinds: stay with what the teacher said
+                with torch.no_grad():
+                    taught = torch.softmax(teacher(x[idx], h0)[0], dim=-1).reshape(-1, 3)
+                kept = -(taught * torch.log_softmax(logits.reshape(-1, 3), dim=-1)).sum(-1)
+                mine = learn[idx].reshape(-1)
+                loss = torch.where(mine, loss, kept * w[idx].reshape(-1))
+            loss = loss.mean()
             optimizer.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), 1.0)
