@@ -346,7 +346,7 @@ def main() -> None:
     kinds = {k: sum(1 for s in scenes if s["kind"] == k) for k in dict.fromkeys(s["kind"] for s in scenes)}
     held_out = all(name.startswith("test") for name in splits)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; model {model.name}; split {args.split}: "
-          f"{len(scenes)} scenarios {kinds}"
+          f"{len(scenes)} scenarios {kinds}" + (f" + {len(sequences)} {SOUND_THEN_PERSON}" if sequences else "")
           + ("; voices, rooms and device sentences never trained on" if held_out else ""))
     tables = {}
     for window in WINDOWS:
