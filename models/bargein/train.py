@@ -130,14 +130,13 @@ def frame_weights(labels: np.ndarray, kinds: list[str], sound_weight: float = 1.
     person)."""
     weights = np.where(labels == 0, 1.0, 2.5).astype(np.float32)
     for i, row in enumerate(labels):
-        on = np.flatnonzero(row > 0)
-        person = np.flatnonzero(row == 1)
+        on, person = np.flatnonzero(row > 0), np.flatnonzero(row == 1)
         if len(on):
             weights[i, on[0] : on[0] + 6] = 5.0
-            if len(person):
-                weights[i, person[0] : person[0] + 6] = 5.0
         elif kinds[i] in SOUNDS:
             weights[i] = sound_weight
+        if len(person):
+            weights[i, person[0] : person[0] + 6] = 5.0
     return weights
 
 
@@ -192,7 +191,7 @@ def main() -> None:
     w = torch.tensor(frame_weights(train_y, [m["kind"] for m in train_meta], args.sound_weight))
     teacher = from_onnx(args.teacher).eval() if args.teacher else None
     # With a teacher, only the scenarios of --learn-kind learn from their labels.
-    learn = torch.tensor([[m["kind"] in args.learn_kind] * train_y.shape[1] for m in train_meta])
+    learns = torch.tensor([m["kind"] in args.learn_kind for m in train_meta])
     vx, vy = torch.tensor(val_x), torch.tensor(val_y)
     optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-3)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
@@ -207,14 +206,13 @@ def main() -> None:
             idx = order[i : i + args.batch]
             h0 = torch.zeros(args.layers, len(idx), args.hidden)
             logits, _ = net(x[idx], h0)
-            loss = loss_fn(logits.reshape(-1, 3), y[idx].reshape(-1)) * w[idx].reshape(-1)
-            if teacher is not None:  # the other kinds: stay with what the teacher said
+            target = y[idx].reshape(-1)
+            if teacher is not None:  # the other kinds: learn what the teacher says of them
                 with torch.no_grad():
-                    taught = torch.softmax(teacher(x[idx], h0)[0], dim=-1).reshape(-1, 3)
-                kept = -(taught * torch.log_softmax(logits.reshape(-1, 3), dim=-1)).sum(-1)
-                mine = learn[idx].reshape(-1)
-                loss = torch.where(mine, loss, kept * w[idx].reshape(-1))
-            loss = loss.mean()
+                    taught = torch.softmax(teacher(x[idx], h0)[0], dim=-1)
+                labelled = nn.functional.one_hot(y[idx], 3).float()
+                target = torch.where(learns[idx, None, None], labelled, taught).reshape(-1, 3)
+            loss = (loss_fn(logits.reshape(-1, 3), target) * w[idx].reshape(-1)).mean()
             optimizer.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), 1.0)
