@@ -1,6 +1,7 @@
 """Barge-in figures from closed-loop replays: latency, recall, false alarms per hour.
 
     .venv/bin/python bench/bargein.py [--jobs 2] [--quick]
+    .venv/bin/python bench/bargein.py --model M.onnx     # another classifier (an experiment)
 
 Every scenario runs through `device.replay.replay` (the whole device, virtual clock,
 echo loop). Interruptions, per level of the echo against the user, give recall and
@@ -33,6 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from replay_set import ECHO_OVER_USER_DB, NOISE_IN_RECORDINGS_DBFS, make_set, session, user_gain_for  # noqa: E402
 
 from device.config import Config, load_config, with_overrides  # noqa: E402
+from device.listen.classifier import BargeInClassifier  # noqa: E402
+from device.listen.stack import ListeningStack  # noqa: E402
 from device.replay import replay  # noqa: E402
 
 ROOMS = ("small", "none")
@@ -50,14 +53,18 @@ WARM_S = Config().aec.converge_s  # from here on in each replay the canceller ha
 def run_one(job: tuple) -> dict:
     """One replay in a worker process; returns its figures. `level` is the echo over the
     user (interruptions) or the room noise in dBFS (sessions)."""
-    config_path, scenario, level, room, seed, delay_ms = job
+    config_path, model, scenario, level, room, seed, delay_ms = job
     simulation = {"echo_gain_db": 0.0, "room": room, "seed": seed}
     if delay_ms is not None:
         simulation["output_delay_ms"] = delay_ms
     config = with_overrides(load_config(config_path), simulation=simulation)
+    stack = None
+    if model is not None:  # not in models/manifest.toml, so not through the config
+        evidence = BargeInClassifier(model, backchannels_interrupt=config.bargein.backchannels == "interrupt")
+        stack = ListeningStack(config, evidence=evidence)
     gain = user_gain_for(level) if scenario.onset_s is not None else level - NOISE_IN_RECORDINGS_DBFS
     result = asyncio.run(replay(config, scenario.user_wav, scenario.answer_wav, onset_s=scenario.onset_s,
-                                user_gain_db=gain))
+                                user_gain_db=gain, stack=stack))
     early = [e["t"] for e in result.events if e["event"] == "bargein_confirmed"
              and (scenario.onset_s is None or e["t"] < scenario.onset_s)]
     # The device stops at its first false confirmation: the device speech it was exposed to
@@ -93,6 +100,8 @@ def _pct(values: list[float], q: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="config TOML to benchmark (default: built-in defaults)")
+    parser.add_argument("--model", type=Path,
+                        help="another barge-in classifier ONNX (an experiment; default: the shipped one)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--quick", action="store_true", help="2 interruptions per answer, one session per noise level")
     parser.add_argument("--delay-ms", type=float,
@@ -103,19 +112,21 @@ def main() -> None:
     jobs = []
     for echo_db in ECHO_OVER_USER_DB:
         for i, scenario in enumerate(interrupts):
-            jobs.append((args.config, scenario, echo_db, ROOMS[i % 2], i, args.delay_ms))
+            jobs.append((args.config, args.model, scenario, echo_db, ROOMS[i % 2], i, args.delay_ms))
     sessions = [session(order) for order in SESSION_ORDERS[:1 if args.quick else None]]
     for noise_dbfs in NOISE_DBFS:
         for delay_ms in OUTPUT_DELAYS_MS[1:2] if args.quick else OUTPUT_DELAYS_MS:
             for i, scenario in enumerate(sessions):
                 for room in ROOMS[:1] if args.quick else ROOMS:
-                    jobs.append((args.config, scenario, noise_dbfs, room, 1000 + 10 * i + ROOMS.index(room), delay_ms))
+                    seed = 1000 + 10 * i + ROOMS.index(room)
+                    jobs.append((args.config, args.model, scenario, noise_dbfs, room, seed, delay_ms))
     started = time.perf_counter()
     with ProcessPoolExecutor(args.jobs) as pool:
         rows = list(pool.map(run_one, jobs))
     elapsed = time.perf_counter() - started
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+          f"model {args.model.name if args.model else 'the shipped classifier'}; "
           f"{len(jobs)} replays in {elapsed:.0f} s with {args.jobs} jobs\n")
     print(f"{len(interrupts)} interruptions (6 espeak-ng voices) per echo level; times in ms after the user's "
           "true onset")

@@ -23,6 +23,7 @@ from .config import Config
 from .app import Engines, attach
 from .core import VoiceDevice
 from .errors import AudioInputError
+from .listen.stack import ListeningStack
 from .telemetry import EventLog, Telemetry
 from .turn import RecordedAnswer
 
@@ -98,12 +99,14 @@ async def replay(
     onset_s: float | None = None,
     frame_observer=None,
     user_gain_db: float = 0.0,
+    stack: ListeningStack | None = None,
 ) -> ReplayResult:
     """Run the device on USER (its mic, before echo); it starts by speaking ANSWER if given.
 
     With `engines` the device recognises what it hears and answers (whole turns);
     without, it only listens, which is all the barge-in figures need. `user_gain_db`
-    scales the user's recording (how far away they are).
+    scales the user's recording (how far away they are). `stack`: the listening stack to run
+    (another barge-in classifier, an experiment); by default the config's.
     """
     user_wav = Path(user_wav)
     user = read_mono(user_wav, MIC_RATE_HZ) * np.float32(10 ** (user_gain_db / 20))
@@ -119,7 +122,7 @@ async def replay(
     mic_input[: len(user)] = user
     backend = SimulatedBackend(mic_input, audio=config.audio, simulation=config.simulation, realtime=realtime)
     events = EventLog(path=events_path)
-    device = VoiceDevice(config, backend, events=events, telemetry=Telemetry(config.telemetry))
+    device = VoiceDevice(config, backend, events=events, telemetry=Telemetry(config.telemetry), stack=stack)
     if engines is not None:
         attach(device, engines)
     if frame_observer is not None:
