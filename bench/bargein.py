@@ -34,8 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from replay_set import ECHO_OVER_USER_DB, NOISE_IN_RECORDINGS_DBFS, make_set, session, user_gain_for  # noqa: E402
 
 from device.config import Config, load_config, with_overrides  # noqa: E402
-from device.listen.classifier import BargeInClassifier  # noqa: E402
-from device.listen.stack import ListeningStack  # noqa: E402
+from device.listen.stack import ListeningStack, load_evidence  # noqa: E402
 from device.replay import replay  # noqa: E402
 
 ROOMS = ("small", "none")
@@ -58,10 +57,8 @@ def run_one(job: tuple) -> dict:
     if delay_ms is not None:
         simulation["output_delay_ms"] = delay_ms
     config = with_overrides(load_config(config_path), simulation=simulation)
-    stack = None
-    if model is not None:  # not in models/manifest.toml, so not through the config
-        evidence = BargeInClassifier(model, backchannels_interrupt=config.bargein.backchannels == "interrupt")
-        stack = ListeningStack(config, evidence=evidence)
+    # another classifier is not in models/manifest.toml, so it does not go through the config
+    stack = ListeningStack(config, evidence=load_evidence(config, model)) if model is not None else None
     gain = user_gain_for(level) if scenario.onset_s is not None else level - NOISE_IN_RECORDINGS_DBFS
     result = asyncio.run(replay(config, scenario.user_wav, scenario.answer_wav, onset_s=scenario.onset_s,
                                 user_gain_db=gain, stack=stack))

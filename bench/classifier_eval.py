@@ -55,8 +55,8 @@ sys.path.insert(0, str(REPO))
 from device.config import load_config, with_overrides  # noqa: E402
 from device.listen.aec import ConvergenceWatch  # noqa: E402
 from device.listen.bargein import BargeInPolicy, restarts_evidence  # noqa: E402
-from device.listen.classifier import BargeInClassifier  # noqa: E402
 from device.listen.features import VAD_INDEX  # noqa: E402
+from device.listen.stack import load_evidence  # noqa: E402
 from device.models import verified_path  # noqa: E402
 
 FRAME_S = 0.032
@@ -99,7 +99,7 @@ def stack_rule(scene: dict, config, model: Path, ducks: list[int] | None = None,
     afresh, as when the device speaks again. The frames of its tentative barge-ins (where
     the device ducks) go into `ducks`. `restart_at`: the classifier also restarts at that
     frame, then hears again the `replay` frames before it (bench/classifier_restart.py)."""
-    classifier = BargeInClassifier(model, backchannels_interrupt=config.bargein.backchannels == "interrupt")
+    classifier = load_evidence(config, model)  # a BargeInClassifier: a model is given
     policy = BargeInPolicy(config.bargein)
     convergence = ConvergenceWatch(config.aec.converge_s, config.aec.resume_caution_s)
     for _ in range(scene["lead_in_playing"]):

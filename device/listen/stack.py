@@ -10,6 +10,7 @@ ML barge-in classifier by default, or the energy-based echo gate.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -50,11 +51,12 @@ class FrameReport:
     p_backchannel: float = 0.0
 
 
-def load_evidence(config: Config) -> EvidenceSource:
-    """The ML classifier (default), or the energy-based echo gate."""
-    if config.bargein.evidence == "gate":
+def load_evidence(config: Config, model: Path | None = None) -> EvidenceSource:
+    """The ML classifier (default), or the energy-based echo gate. `model`: another classifier
+    ONNX file than the manifest's (an experiment in the benches; not hash-checked)."""
+    if model is None and config.bargein.evidence == "gate":
         return EchoGate(config.echo_gate)
-    return BargeInClassifier(verified_path(config.bargein.classifier_model),
+    return BargeInClassifier(model or verified_path(config.bargein.classifier_model),
                              backchannels_interrupt=config.bargein.backchannels == "interrupt")
 
 
