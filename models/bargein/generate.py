@@ -250,10 +250,11 @@ def say(engine: str, voice: str, text: str, pitch: int, speed: float) -> np.ndar
 def device_take(split: str, start: int) -> int:
     """The seed of the take of the device's lines a shard hears: validation and test keep
     DEVICE_VOICE_SEED; each training shard has a take of its own. Trained on one take of its
-    lines, a model learns that take by heart and takes any other (its own voice on the device,
-    where no two answers come out alike) for a person: in the closed loop such a model
+    lines, a model seems to learn that take by heart and to take others (its own voice on the
+    device, where no two answers come out alike) for a person: in the closed loop such a model
     interrupted itself 22 times in 58 min, the same recipe with a take per shard 2 times in
-    64 min (MODEL_CARD.md). Validation shares the training lines; its take is none of these."""
+    64 min (MODEL_CARD.md, one seed). Validation shares the training lines; its take is none
+    of these."""
     return DEVICE_VOICE_SEED if split != "train" else DEVICE_VOICE_SEED + 1 + start
 
 
