@@ -51,11 +51,11 @@ def test_the_device_voice_in_the_training_data_is_the_same_on_every_run():
 
 
 def test_each_training_shard_hears_its_own_take_of_the_device_lines():
-    # Trained on one take a model learns it by heart and interrupts itself on the device.
-    # Validation and test keep theirs, so their figures compare across days.
-    takes = {run_once("val"), run_once("train", 0), run_once("train", 2400)}
-    assert len(takes) == 3
-    assert run_once("test", 300000) == run_once("val", 0)
+    # Trained on one take a model seemed to learn it by heart and interrupted itself on the
+    # device. Validation and test keep theirs, so their figures compare across days.
+    validation = run_once("val")
+    assert len({validation, run_once("train", 0), run_once("train", 2400)}) == 3
+    assert run_once("test", 300000) == validation
 
 
 def test_an_ensemble_runs_as_the_mean_of_its_members(tmp_path):
