@@ -118,8 +118,9 @@ class BargeInConfig:
     max_tentative_ms: float = 640.0
     """A tentative barge-in not confirmed within this time is rejected."""
     rejoin_ms: float = 600.0
-    """A new tentative barge-in this soon after a rejection keeps the rejected one's onset
-    (likely the same person), so the pre-roll still holds their first words."""
+    """A new tentative barge-in this soon after rejecting one with evidence of a person
+    (a frame counted towards confirmation) keeps the rejected one's onset (likely the same
+    person), so the pre-roll still holds their first words."""
     duck_db: float = -24.0
     """Output level while a barge-in is tentative."""
     duck_ms: float = 15.0

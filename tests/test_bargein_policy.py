@@ -132,6 +132,37 @@ def test_a_person_who_starts_during_rejected_echo_is_still_heard():
     assert (5, "bargein_tentative", "") in out and out[-1][1] == "bargein_confirmed"
 
 
+def onsets(policy, frames):
+    """frames: list of (vad, p_user); returns [(frame index, kind, onset frame index)]."""
+    return [(i, d.kind, round(d.onset_s / FRAME_S))
+            for i, (vad, p) in enumerate(frames) for d in policy.update(i * FRAME_S, vad, p, True)]
+
+
+def test_a_person_rejected_in_a_pause_keeps_their_first_onset():
+    # "Wait," (a frame of evidence), a pause long enough to reject, then "what time is it?":
+    # the pre-roll must still hold "wait".
+    frames = [(0.9, 0.5), (0.9, 0.9)] + [(0.1, 0.0)] * 5 + [(0.9, 0.9)] * 4
+    assert onsets(BargeInPolicy(CFG), frames) == [
+        (0, "bargein_tentative", 0), (5, "bargein_rejected", 0), (7, "bargein_tentative", 0),
+        (9, "bargein_confirmed", 0)]
+
+
+def test_a_person_after_rejected_echo_has_their_own_onset():
+    # The device's echo opens a tentative barge-in the classifier never takes for a person,
+    # and is rejected; a person starts soon after. Their onset must be their own, or the
+    # pre-roll would begin with the device's words (Whisper then transcribed those instead).
+    for rejected in ([(0.9, 0.5)] + [(0.1, 0.0)] * 5, [(0.9, 0.5)] + [(0.9, 0.1)] * 4):
+        out = onsets(BargeInPolicy(CFG), rejected + [(0.9, 0.95)] * 4)
+        person = len(rejected)
+        assert out[1][1] == "bargein_rejected"
+        assert out[2:] == [(person, "bargein_tentative", person), (person + 2, "bargein_confirmed", person)]
+
+
+def test_a_person_long_after_a_rejection_has_their_own_onset():
+    frames = [(0.9, 0.9)] + [(0.1, 0.0)] * 30 + [(0.9, 0.9)] * 3  # 31 frames = 0.99 s > rejoin_ms
+    assert onsets(BargeInPolicy(CFG), frames)[-2:] == [(31, "bargein_tentative", 31), (33, "bargein_confirmed", 31)]
+
+
 def run_with_talking(policy, frames):
     """frames: list of (vad, p_user, p_talking); returns [(frame index, kind, reason)]."""
     out = []

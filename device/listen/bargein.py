@@ -140,8 +140,11 @@ class BargeInPolicy:
             self._rearmed = True
         if self._onset_run == 0:
             self._onset_s = frame_start_s
-            # Soon after a rejection this is likely the same person, rejected too early:
-            # keep their earlier onset so the pre-roll still holds their first words.
+            # Soon after rejecting a sound with evidence of a person, this is likely the same
+            # person, rejected too early: keep their earlier onset so the pre-roll still
+            # holds their first words. A rejected sound with no such evidence was most
+            # likely the device's echo: its onset would put the device's own words into the
+            # pre-roll, ahead of the user's, and the recognizer would transcribe them.
             if (self._rejected_onset_s is not None
                     and frame_start_s - self._rejected_at_s <= self._cfg.rejoin_ms / 1000):
                 self._onset_s = self._rejected_onset_s
@@ -178,7 +181,8 @@ class BargeInPolicy:
 
     def _reject(self, reason: str, frame_start_s: float) -> BargeInDecision:
         decision = BargeInDecision("bargein_rejected", self._onset_s, reason, self._evidence)
-        self._rejected_onset_s, self._rejected_at_s = self._onset_s, frame_start_s
+        self._rejected_onset_s = self._onset_s if self._evidence > 0 else None
+        self._rejected_at_s = frame_start_s
         self.phase = Phase.WATCHING
         self._rearmed = reason == "silence"  # after echo or timeout the sound is still going
         self._reset_counts()
