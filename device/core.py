@@ -235,9 +235,9 @@ class VoiceDevice:
             report = self.stack.process(mic, ref, start_index, active=barge_in_applies(self.state))
             for observer in self.frame_observers:
                 observer(report)
-            self._handle_report(report, mic, start_index)
+            self._handle_report(report, start_index)
 
-    def _handle_report(self, report: FrameReport, mic: np.ndarray, start_index: int) -> None:
+    def _handle_report(self, report: FrameReport, start_index: int) -> None:
         if report.boundary is not None:
             self.events.emit(report.end_s, report.boundary.kind, onset=report.boundary.onset_s, state=self.state)
             if (report.boundary.kind == "speech_start" and self.state is State.IDLE
@@ -248,13 +248,16 @@ class VoiceDevice:
                              vad=report.vad_prob, p_user=report.user_prob, margin_db=report.margin_db)
             self.dispatch(Event(decision.kind), onset_s=decision.onset_s, decision=decision)
         if self.state is State.LISTENING and self._listening is not None:
-            self._listen(report, mic, start_index)
+            self._listen(report, start_index)
 
-    def _listen(self, report: FrameReport, mic: np.ndarray, start_index: int) -> None:
+    def _listen(self, report: FrameReport, start_index: int) -> None:
+        # The recognizer hears the mic after the echo canceller: after a barge-in the pre-roll
+        # and the user's first words overlap the device's own voice, and from the raw mic
+        # Whisper sometimes transcribed the device's words as the user's.
         buffer = self._listening
         speech = report.vad_prob >= self.config.vad.offset_threshold
-        if buffer.add(mic, start_index, report.end_s, speech) and self._turn is not None:
-            self._turn.give(mic)
+        if buffer.add(report.clean, start_index, report.end_s, speech) and self._turn is not None:
+            self._turn.give(report.clean)
         if not buffer.prepared and buffer.pause_s(report.end_s) >= PREPARE_AFTER_S and self._turn is not None:
             buffer.prepared = True
             self._turn.give(PREPARE)
@@ -305,7 +308,7 @@ class VoiceDevice:
         onset_index = round(onset_s * RATE_HZ) if onset_s is not None else self.frontend.samples_consumed
         start = max(0, onset_index - round(self.config.bargein.preroll_ms * RATE_HZ / 1000))
         cfg = self.config.listen
-        preroll = self.frontend.mic_since(start)
+        preroll = self.stack.cleaned_since(start)
         self._listening = _UtteranceBuffer(
             preroll, start, self.now_s, after_bargein, speech_in_progress=onset_s is not None,
             end_silence_s=cfg.end_silence_ms / 1000, timeout_s=cfg.timeout_s, max_s=cfg.max_utterance_s,

@@ -20,7 +20,7 @@ END = "end"  # marker: the utterance is over
 
 @dataclass(frozen=True)
 class Utterance:
-    """The user's words as 16 kHz audio, pre-roll included."""
+    """The user's words as 16 kHz audio after the echo canceller, pre-roll included."""
 
     audio: np.ndarray
     start_s: float

@@ -6,9 +6,14 @@ import numpy as np
 import pytest
 
 from conftest import onset_of
+from device.audio.simulated import SimulatedBackend
 from device.audio.wav import read_mono, read_wav, write_wav
 from device.config import Config, with_overrides
+from device.core import VoiceDevice
+from device.listen.stack import ListeningStack
 from device.replay import replay
+from device.telemetry import EventLog
+from device.turn import RecordedAnswer
 
 
 def run(recordings, name, **simulation):
@@ -81,3 +86,46 @@ def test_user_who_starts_talking_as_the_answer_ends_is_listened_to(recordings, t
     assert utterance["start"] <= onset - 0.2 and utterance["end"] > onset + 1.0
     # The duck ended with the answer: whatever plays next starts at full volume.
     assert result.gains[-1] == 1.0
+
+
+class MicKeepingStack(ListeningStack):
+    """The device's listening stack, keeping every raw mic frame it was given."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.mic = []
+
+    def process(self, mic, ref, start_index, active):
+        assert start_index == 512 * len(self.mic)
+        self.mic.append(mic)
+        return super().process(mic, ref, start_index, active)
+
+
+def test_the_recognizer_hears_the_mic_after_the_echo_canceller(recordings):
+    # After a barge-in the pre-roll and the user's first words overlap the device's voice.
+    # From the raw mic Whisper sometimes transcribed the device's words as the user's
+    # ("always close." for "Wait, what time is it?"), so the utterance is the cancelled mic.
+    config = Config()
+    answer = read_wav(recordings / "answer.wav")
+    user = read_mono(recordings / "interrupt_f3.wav", 16000)
+    mic = np.zeros(max(len(user), round(answer.duration_s * 16000)), np.float32)
+    mic[: len(user)] = user
+    stack = MicKeepingStack(config)
+    device = VoiceDevice(config, SimulatedBackend(mic, audio=config.audio, simulation=config.simulation),
+                         events=EventLog(), stack=stack)
+    asyncio.run(asyncio.wait_for(device.run(speak=RecordedAnswer(answer.mono(), answer.sample_rate_hz)), 120))
+
+    utterance = device.utterances[0]
+    assert utterance.after_bargein
+    start, end = round(utterance.start_s * 16000), round(utterance.end_s * 16000)
+    raw, heard = np.concatenate(stack.mic)[start:end], utterance.audio
+    assert len(heard) == len(raw)
+    power_db = lambda x: 10 * np.log10(np.mean(x.astype(np.float64) ** 2))  # noqa: E731
+    # Before the user's onset the pre-roll holds the device's echo alone: the recognizer
+    # hears it well below the mic's level.
+    onset = round((onset_of("interrupt_f3.wav") - utterance.start_s) * 16000)
+    assert onset >= 0.2 * 16000
+    assert power_db(heard[:onset]) < power_db(raw[:onset]) - 6
+    # Once the answer has faded out, the user's words reach the recognizer as the mic has them.
+    words = slice(onset + 16000, None)
+    assert abs(power_db(heard[words]) - power_db(raw[words])) < 1.0

@@ -69,11 +69,6 @@ class AudioFrontEnd:
         """16 kHz mic samples handed out as frames so far."""
         return self._mic_read
 
-    def mic_since(self, index: int) -> np.ndarray:
-        """Mic samples (16 kHz) from absolute `index` up to the last frame handed out."""
-        index = max(index, self._mic_read - RATE_HZ * 3)
-        return self._mic.window(index, max(0, self._mic_read - index))
-
     def frames(self):
         """Yield every complete (mic, ref, start_index) frame available now."""
         self._pull()

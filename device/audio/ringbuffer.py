@@ -90,7 +90,8 @@ class SampleHistory:
     """The most recent `capacity` samples of a stream, addressed by absolute position.
 
     Owned by one thread (the event loop). The frontend keeps the 16 kHz mic and
-    reference streams in these, which is also where the pre-roll comes from.
+    reference streams in these, and the listening stack the echo-cancelled mic, which
+    is where the pre-roll comes from.
     """
 
     def __init__(self, capacity: int, dtype: np.dtype | type = np.float32) -> None:

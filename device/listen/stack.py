@@ -25,6 +25,10 @@ from .echo_gate import EchoGate
 from .segmenter import SpeechBoundary, VadSegmenter
 from .vad import FRAME_SAMPLES, SAMPLE_RATE_HZ, SileroVad
 
+CLEANED_HISTORY_S = 3
+"""Seconds of echo-cancelled mic kept for pre-roll: more than a barge-in's onset can lie
+before its confirmation (bargein.rejoin_ms + max_tentative_ms + preroll_ms)."""
+
 
 class EvidenceSource(Protocol):
     """Probability per frame that a person is talking to the device."""
@@ -49,6 +53,8 @@ class FrameReport:
     boundary: SpeechBoundary | None = None
     decisions: list[BargeInDecision] = field(default_factory=list)
     p_backchannel: float = 0.0
+    clean: np.ndarray | None = None
+    """The frame's mic after the echo canceller: what the recognizer hears."""
 
 
 def load_evidence(config: Config, model: Path | None = None) -> EvidenceSource:
@@ -75,6 +81,7 @@ class ListeningStack:
         self._margin = round(config.aec.delay_margin_ms * SAMPLE_RATE_HZ / 1000)
         self._max_unshifted = round(config.aec.max_unshifted_delay_ms * SAMPLE_RATE_HZ / 1000)
         self._refs = SampleHistory(SAMPLE_RATE_HZ)  # the reference, indexed like the mic frames
+        self._cleaned = SampleHistory(SAMPLE_RATE_HZ * CLEANED_HISTORY_S)  # the mic after the canceller
         self._active = False
         self._convergence = (ConvergenceWatch(config.aec.converge_s, config.aec.resume_caution_s)
                              if self.canceller.name != "none" else None)
@@ -112,10 +119,17 @@ class ListeningStack:
         clean = self.canceller.process(mic, for_canceller)
         return clean, lined_up, self.vad(clean)
 
+    def cleaned_since(self, index: int) -> np.ndarray:
+        """The echo-cancelled mic from absolute sample `index` to the end of the last frame
+        processed (at most the last CLEANED_HISTORY_S seconds): a barge-in's pre-roll."""
+        index = max(index, self._cleaned.end - self._cleaned.capacity)
+        return self._cleaned.window(index, max(0, self._cleaned.end - index))
+
     def process(self, mic: np.ndarray, ref: np.ndarray, start_index: int, active: bool) -> FrameReport:
         """One 512-sample frame; `active` when barge-in applies (speaking/thinking)."""
         start_s = start_index / SAMPLE_RATE_HZ
         clean, lined_up, vad_prob = self.front(mic, ref, start_index)
+        self._cleaned.append(clean)
         if active and not self._active:
             self.evidence.restart()
         self._active = active
@@ -136,4 +150,5 @@ class ListeningStack:
             boundary=boundary,
             decisions=decisions,
             p_backchannel=getattr(self.evidence, "p_backchannel", 0.0),
+            clean=clean,
         )
