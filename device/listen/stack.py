@@ -50,11 +50,11 @@ class FrameReport:
     vad_prob: float
     user_prob: float
     margin_db: float
+    clean: np.ndarray
+    """The frame's mic after the echo canceller: what the recognizer hears."""
     boundary: SpeechBoundary | None = None
     decisions: list[BargeInDecision] = field(default_factory=list)
     p_backchannel: float = 0.0
-    clean: np.ndarray | None = None
-    """The frame's mic after the echo canceller: what the recognizer hears."""
 
 
 def load_evidence(config: Config, model: Path | None = None) -> EvidenceSource:
@@ -147,8 +147,8 @@ class ListeningStack:
             vad_prob=vad_prob,
             user_prob=user_prob,
             margin_db=getattr(self.evidence, "margin_db", float("nan")),
+            clean=clean,
             boundary=boundary,
             decisions=decisions,
             p_backchannel=getattr(self.evidence, "p_backchannel", 0.0),
-            clean=clean,
         )
