@@ -308,7 +308,7 @@ class VoiceDevice:
         onset_index = round(onset_s * RATE_HZ) if onset_s is not None else self.frontend.samples_consumed
         start = max(0, onset_index - round(self.config.bargein.preroll_ms * RATE_HZ / 1000))
         cfg = self.config.listen
-        preroll = self.stack.cleaned_since(start)
+        start, preroll = self.stack.cleaned_since(start)
         self._listening = _UtteranceBuffer(
             preroll, start, self.now_s, after_bargein, speech_in_progress=onset_s is not None,
             end_silence_s=cfg.end_silence_ms / 1000, timeout_s=cfg.timeout_s, max_s=cfg.max_utterance_s,

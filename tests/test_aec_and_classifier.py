@@ -79,6 +79,23 @@ def test_speex_removes_the_echo_and_keeps_the_user(answer, recordings):
     assert np.array_equal(NoCanceller().process(mic[:512], answer[:512]), mic[:512])
 
 
+def test_the_pre_roll_is_the_cancelled_mic_and_keeps_the_last_seconds(answer):
+    from device.listen.stack import CLEANED_HISTORY_S
+
+    stack = ListeningStack(Config())
+    echo = EchoPath(16000, room="small", delay_ms=24.0, seed=2).apply(answer)
+    seconds = CLEANED_HISTORY_S + 1
+    cleaned = [stack.process(m, r, i, active=True).clean for i, (m, r) in frames(echo[: seconds * 16000], answer)]
+    heard = np.concatenate(cleaned)
+    end = len(heard)
+    start, preroll = stack.cleaned_since(end - 4800)  # 300 ms back
+    assert start == end - 4800 and np.array_equal(preroll, heard[start:])
+    # Older than the history: it starts where the history does, and says so.
+    start, preroll = stack.cleaned_since(0)
+    assert start == end - CLEANED_HISTORY_S * 16000 and np.array_equal(preroll, heard[start:])
+    assert stack.cleaned_since(end)[1].size == 0
+
+
 def test_features_have_the_trained_shape():
     bank = mel_filterbank()
     assert bank.shape == (24, 257) and np.all(bank.sum(axis=1) > 0)

@@ -159,7 +159,8 @@ def test_a_person_after_rejected_echo_has_their_own_onset():
 
 
 def test_a_person_long_after_a_rejection_has_their_own_onset():
-    frames = [(0.9, 0.9)] + [(0.1, 0.0)] * 30 + [(0.9, 0.9)] * 3  # 31 frames = 0.99 s > rejoin_ms
+    # Rejected for silence at frame 4; the person comes 27 frames (0.86 s, > rejoin_ms) later.
+    frames = [(0.9, 0.9)] + [(0.1, 0.0)] * 30 + [(0.9, 0.9)] * 3
     assert onsets(BargeInPolicy(CFG), frames)[-2:] == [(31, "bargein_tentative", 31), (33, "bargein_confirmed", 31)]
 
 

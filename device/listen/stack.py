@@ -26,7 +26,7 @@ from .segmenter import SpeechBoundary, VadSegmenter
 from .vad import FRAME_SAMPLES, SAMPLE_RATE_HZ, SileroVad
 
 CLEANED_HISTORY_S = 3
-"""Seconds of echo-cancelled mic kept for pre-roll: more than a barge-in's onset can lie
+"""Seconds of echo-cancelled mic kept for pre-roll: more than a barge-in's onset usually lies
 before its confirmation (bargein.rejoin_ms + max_tentative_ms + preroll_ms)."""
 
 
@@ -119,11 +119,12 @@ class ListeningStack:
         clean = self.canceller.process(mic, for_canceller)
         return clean, lined_up, self.vad(clean)
 
-    def cleaned_since(self, index: int) -> np.ndarray:
-        """The echo-cancelled mic from absolute sample `index` to the end of the last frame
-        processed (at most the last CLEANED_HISTORY_S seconds): a barge-in's pre-roll."""
-        index = max(index, self._cleaned.end - self._cleaned.capacity)
-        return self._cleaned.window(index, max(0, self._cleaned.end - index))
+    def cleaned_since(self, index: int) -> tuple[int, np.ndarray]:
+        """(start, samples): the echo-cancelled mic from absolute sample `index` to the end of
+        the last frame processed, a barge-in's pre-roll. It starts later than `index` when
+        that is no longer kept (more than CLEANED_HISTORY_S seconds back)."""
+        index = min(max(index, self._cleaned.end - self._cleaned.capacity), self._cleaned.end)
+        return index, self._cleaned.window(index, self._cleaned.end - index)
 
     def process(self, mic: np.ndarray, ref: np.ndarray, start_index: int, active: bool) -> FrameReport:
         """One 512-sample frame; `active` when barge-in applies (speaking/thinking)."""
