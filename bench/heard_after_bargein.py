@@ -120,13 +120,12 @@ def main() -> None:
     print("-" * len(header))
     for level in ECHO_OVER_USER_DB:
         done = [r for r in rows if r is not None and r["level"] == level]
-        heard = sum(1 for r in rows if r is not None and r["level"] == level)
         cells = []
         for version in VERSIONS:
             errors = [r["wer"][version] for r in done]
             exact = sum(1 for e in errors if e == 0) / max(1, len(errors))
             cells.append(f"{np.mean(errors) if errors else float('nan'):5.2f}, exact {exact:4.2f}".rjust(20))
-        print(f"{level:+7.0f}dB | {heard:>4} of {len(interrupts):<2} | " + " | ".join(cells))
+        print(f"{level:+7.0f}dB | {len(done):>4} of {len(interrupts):<2} | " + " | ".join(cells))
     if args.show:
         for r in rows:
             if r is not None:

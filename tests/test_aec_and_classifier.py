@@ -11,7 +11,7 @@ from device.listen.aec import ConvergenceWatch, DelayEstimator, NoCanceller, Spe
 from device.listen.classifier import BargeInClassifier
 from device.listen.echo_gate import EchoGate
 from device.listen.features import FEATURES, MARGIN_INDEX, VAD_INDEX, FeatureExtractor, mel_filterbank
-from device.listen.stack import ListeningStack
+from device.listen.stack import CLEANED_HISTORY_S, ListeningStack
 from device.listen.vad import FRAME_SAMPLES
 from device.models import verified_path
 
@@ -80,8 +80,6 @@ def test_speex_removes_the_echo_and_keeps_the_user(answer, recordings):
 
 
 def test_the_pre_roll_is_the_cancelled_mic_and_keeps_the_last_seconds(answer):
-    from device.listen.stack import CLEANED_HISTORY_S
-
     stack = ListeningStack(Config())
     echo = EchoPath(16000, room="small", delay_ms=24.0, seed=2).apply(answer)
     seconds = CLEANED_HISTORY_S + 1
