@@ -13,7 +13,8 @@ the user's words) in four versions:
   recognizer;
 - cancelled, +300 ms: the same with 300 ms more pre-roll (a longer pre-roll, measured).
 Prints the word error rate against what the user said and the share of exact transcripts.
-Asserts nothing about time.
+On hard audio Whisper falls back to sampling (temperature > 0), so reruns differ by a few
+hundredths in some cells. Asserts nothing about time.
 """
 
 from __future__ import annotations
