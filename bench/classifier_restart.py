@@ -1,6 +1,6 @@
 """How long the barge-in classifier is slow to hear a person after its state restarts.
 
-    .venv/bin/python bench/classifier_restart.py [--split test]
+    .venv/bin/python bench/classifier_restart.py [--split test] [--model M.onnx]
 
 The device restarts the classifier's state when it starts speaking or thinking and after a
 barge-in rejected for silence (a backchannel, a cough), so that it does not remember that
@@ -19,6 +19,7 @@ import os
 import platform
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 
@@ -41,9 +42,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="test")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--model", type=Path, help="another classifier ONNX (an experiment; default: the shipped one)")
     args = parser.parse_args()
     config = load_config(None)
-    model = verified_path(config.bargein.classifier_model)
+    model = args.model or verified_path(config.bargein.classifier_model)
     longest = max(BEFORE_ONSET) + max(REPLAYS)
     # People once the canceller has converged, with enough device speech before them.
     scenes = [s for s in load_scenes(args.split, config.aec.converge_s)

@@ -2,6 +2,7 @@
 
     .venv/bin/python models/bargein/train.py [--epochs 30] [--sound-weight 1] [--seed 0] [--out M.onnx]
     .venv/bin/python models/bargein/train.py --init M.onnx [--teacher M.onnx --learn-kind K] --out N.onnx
+    .venv/bin/python models/bargein/train.py --restart-share 0.5 [--restart-at-resumption 0.5] --out N.onnx
 
 The model: feature normalisation (from the training set), a linear layer, two GRU
 layers and a 3-way softmax (nobody / a person talking to the device / a backchannel),
@@ -122,6 +123,17 @@ def load(split: str, data_dir: Path = CACHE, shards: bool = True) -> tuple[np.nd
     return np.concatenate(xs), np.concatenate(ys), metas
 
 
+def load_playing(split: str, data_dir: Path = CACHE) -> np.ndarray:
+    """[N, T]: whether the device was playing in each frame, in load()'s order."""
+    files = sorted(data_dir.glob(f"{split}.npz")) + sorted(data_dir.glob(f"{split}-*.npz"))
+    rows = []
+    for path in files:
+        data = np.load(path)
+        n = len(data["offsets"]) - 1
+        rows.append(data["ref_active"].astype(bool).reshape(n, -1))
+    return np.concatenate(rows)
+
+
 def frame_weights(labels: np.ndarray, kinds: list[str], sound_weight: float = 1.0) -> np.ndarray:
     """Per-frame loss weights: people count more than silence, and their first frames most
     (the decision has to come within a few frames of the onset; so do those of a person
@@ -138,6 +150,48 @@ def frame_weights(labels: np.ndarray, kinds: list[str], sound_weight: float = 1.
         if len(person):
             weights[i, person[0] : person[0] + 6] = 5.0
     return weights
+
+
+def resumptions(playing: np.ndarray, pause: int = 5) -> list[list[int]]:
+    """Per scenario, the frames where the device's voice comes back after `pause` or more
+    frames of silence (where echo is most often taken for a person)."""
+    out = []
+    for row in playing.astype(bool):
+        starts = np.flatnonzero(row[1:] & ~row[:-1]) + 1
+        out.append([int(f) for f in starts if f >= pause and not row[f - pause : f].any()])
+    return out
+
+
+def restarted(net: BargeInNet, x: torch.Tensor, y: torch.Tensor, h0: torch.Tensor, share: float,
+              rng: np.random.Generator, resumed: list[list[int]], at_resumption: float) -> torch.Tensor:
+    """The batch's logits with the state of `share` of its scenarios restarted at one frame.
+
+    The device restarts the state after a barge-in rejected for silence and when it starts
+    an answer, and a person may talk a few frames later; from a fresh state at the start of
+    every scenario alone the model learns to wait for half a second of evidence
+    (bench/classifier_restart.py). Half of the batches restart one of their scenarios a few
+    frames (1-31) before something starts: its first person (or first backchannel), or, in
+    `at_resumption` of them, the device's voice coming back after a pause (so that a fresh
+    state does not learn that whatever starts is a person); the others restart anywhere.
+    `resumed`: the batch's resumptions()."""
+    frames = x.shape[1]
+    at = int(rng.integers(8, frames - 8))
+    restart = rng.random(len(x)) < share
+    labels = y.numpy()
+    if rng.random() < 0.5:
+        if rng.random() >= at_resumption:
+            starts = [(i, int(np.flatnonzero(row == 1)[0] if (row == 1).any() else np.flatnonzero(row > 0)[0]))
+                      for i, row in enumerate(labels) if (row > 0).any()]
+        else:
+            starts = [(i, f) for i, fs in enumerate(resumed) for f in fs]
+        if starts:
+            i, start = starts[rng.integers(len(starts))]
+            at = int(np.clip(start - rng.integers(1, 32), 8, frames - 8))
+            restart[i] = True
+    first, state = net(x[:, :at], h0)
+    keep = torch.tensor(~restart, dtype=state.dtype)[None, :, None]
+    second, _ = net(x[:, at:], state * keep)
+    return torch.cat([first, second], dim=1)
 
 
 def main() -> None:
@@ -162,6 +216,13 @@ def main() -> None:
                              "scenario without unlearning what the teacher does on the others")
     parser.add_argument("--learn-kind", action="append", default=[],
                         help="with --teacher: a kind of scenario that learns from its labels")
+    parser.add_argument("--restart-share", type=float, default=0.0,
+                        help="share of each batch whose state restarts partway through (as the device "
+                             "restarts it after a barge-in rejected for silence), half of the batches "
+                             "a few frames before one scenario's person or the device's voice resuming")
+    parser.add_argument("--restart-at-resumption", type=float, default=0.5,
+                        help="with --restart-share: of the batches restarted before something starts, "
+                             "the share restarted before the device's voice resumes (0: before a person only)")
     parser.add_argument("--data", type=Path, default=CACHE, help="where generate.py wrote the splits")
     parser.add_argument("--out", type=Path, default=MODEL,
                         help="where to write the ONNX model (only the default path updates the manifest)")
@@ -188,6 +249,7 @@ def main() -> None:
           + (f"; hidden from the model: {', '.join(args.drop)}" if args.drop else ""))
 
     x, y = torch.tensor(train_x), torch.tensor(train_y)
+    resumed = resumptions(load_playing("train", args.data)) if args.restart_share > 0 else []
     w = torch.tensor(frame_weights(train_y, [m["kind"] for m in train_meta], args.sound_weight))
     teacher = from_onnx(args.teacher).eval() if args.teacher else None
     # With a teacher, only the scenarios of --learn-kind learn from their labels.
@@ -205,7 +267,11 @@ def main() -> None:
         for i in range(0, len(order), args.batch):
             idx = order[i : i + args.batch]
             h0 = torch.zeros(args.layers, len(idx), args.hidden)
-            logits, _ = net(x[idx], h0)
+            if args.restart_share > 0:
+                logits = restarted(net, x[idx], y[idx], h0, args.restart_share, rng,
+                                   [resumed[j] for j in idx], args.restart_at_resumption)
+            else:
+                logits, _ = net(x[idx], h0)
             target = y[idx].reshape(-1)
             if teacher is not None:  # the other kinds: learn what the teacher says of them
                 with torch.no_grad():
