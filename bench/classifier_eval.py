@@ -219,7 +219,7 @@ def sweep(scenes: list[dict], config, model: Path, jobs: int) -> None:
     print(f"{'':>37} | {WINDOWS['running'][:37]:<37} | {WINDOWS['startup']}")
     print(f"{'tentative':>9} {'confirm':>7} {'frames':>6} {'converging':>10} | {cols} | {cols}")
     grid = []
-    for tentative in (0.3, 0.5):
+    for tentative in (0.3, 0.5, 0.6):
         for confirm in (0.5, 0.6, 0.7, 0.8):
             for frames in (2, 3):
                 for converging in sorted({frames, 5, 8}):
