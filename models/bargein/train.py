@@ -105,13 +105,18 @@ def from_onnx(path: Path, dropout: float = 0.2) -> BargeInNet:
     return net
 
 
-def load(split: str, data_dir: Path = CACHE, shards: bool = True) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """(features [N, T, F], labels [N, T], metadata) of a split and its shards (<split>-*.npz)."""
+def split_files(split: str, data_dir: Path = CACHE, shards: bool = True) -> list[Path]:
+    """The files of a split and, with `shards`, its shards (<split>-*.npz), in a fixed order."""
     files = sorted(data_dir.glob(f"{split}.npz")) + (sorted(data_dir.glob(f"{split}-*.npz")) if shards else [])
     if not files:
         sys.exit(f"no {split} data in {data_dir}: run models/bargein/generate.py --split {split}")
+    return files
+
+
+def load(split: str, data_dir: Path = CACHE, shards: bool = True) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """(features [N, T, F], labels [N, T], metadata) of a split and its shards (<split>-*.npz)."""
     xs, ys, metas = [], [], []
-    for path in files:
+    for path in split_files(split, data_dir, shards):
         data = np.load(path)
         lengths = np.diff(data["offsets"])
         if len(set(lengths)) != 1:
@@ -125,9 +130,8 @@ def load(split: str, data_dir: Path = CACHE, shards: bool = True) -> tuple[np.nd
 
 def load_playing(split: str, data_dir: Path = CACHE) -> np.ndarray:
     """[N, T]: whether the device was playing in each frame, in load()'s order."""
-    files = sorted(data_dir.glob(f"{split}.npz")) + sorted(data_dir.glob(f"{split}-*.npz"))
     rows = []
-    for path in files:
+    for path in split_files(split, data_dir):
         data = np.load(path)
         n = len(data["offsets"]) - 1
         rows.append(data["ref_active"].astype(bool).reshape(n, -1))
