@@ -11,8 +11,10 @@ with one echo canceller, as in a device that stays up) give false tentatives (au
 confirmations (the device interrupting itself) per hour of device speech, per level of
 room noise (a quiet room is the hard case: nothing masks what the canceller leaves) and
 per output-to-mic delay (the hardware's buffering: a USB mic and an I2S DAC on a Pi add
-tens of milliseconds that the delay tracker has to find). Prints figures; asserts
-nothing about time.
+tens of milliseconds that the delay tracker has to find). Users who only backchannel
+("mm-hmm", "yeah"), per echo level, give how often the device stopped for them instead of
+ducking and carrying on (the default, `bargein.backchannels = "resume"`). Prints figures;
+asserts nothing about time.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from replay_set import ECHO_OVER_USER_DB, NOISE_IN_RECORDINGS_DBFS, make_set, session, user_gain_for  # noqa: E402
+from replay_set import (ECHO_OVER_USER_DB, NOISE_IN_RECORDINGS_DBFS, make_backchannels, make_set, session,  # noqa: E402
+                        user_gain_for)
 
 from device.config import Config, load_config, with_overrides  # noqa: E402
 from device.listen.stack import ListeningStack, load_evidence  # noqa: E402
@@ -72,7 +75,8 @@ def run_one(job: tuple) -> dict:
     return {
         "level": level,
         "delay_ms": delay_ms,
-        "interrupt": scenario.onset_s is not None,
+        "interrupt": scenario.onset_s is not None and not scenario.backchannel,
+        "backchannel": scenario.backchannel,
         "answer_s": scenario.answer_s,
         "tentative_ms": result.after_onset_ms(result.tentative_s),
         "confirmed_ms": result.after_onset_ms(result.confirmed_s),
@@ -106,10 +110,13 @@ def main() -> None:
     args = parser.parse_args()
 
     interrupts, _ = make_set(per_answer=2 if args.quick else 6)
+    backchannels = make_backchannels(per_answer=2 if args.quick else 6)
     jobs = []
     for echo_db in ECHO_OVER_USER_DB:
         for i, scenario in enumerate(interrupts):
             jobs.append((args.config, args.model, scenario, echo_db, ROOMS[i % 2], i, args.delay_ms))
+        for i, scenario in enumerate(backchannels):
+            jobs.append((args.config, args.model, scenario, echo_db, ROOMS[i % 2], 500 + i, args.delay_ms))
     sessions = [session(order) for order in SESSION_ORDERS[:1 if args.quick else None]]
     for noise_dbfs in NOISE_DBFS:
         for delay_ms in OUTPUT_DELAYS_MS[1:2] if args.quick else OUTPUT_DELAYS_MS:
@@ -150,7 +157,19 @@ def main() -> None:
           f"{sum(r['false_confirms'] for r in before) / hours:.1f} false confirmations/h, "
           f"{sum(r['false_tentatives'] for r in before) / hours:.0f} ducks/h")
 
-    quiet = [r for r in rows if not r["interrupt"]]
+    print(f"\n{len(backchannels)} users who only backchannel (\"mm-hmm\", \"yeah\"; 6 espeak-ng voices) per echo "
+          "level: the device should duck and carry on")
+    header = f"{'echo-user':>9} | {'stopped':>7} | {'ducked, carried on':>18} | {'not ducked':>10}"
+    print(header)
+    print("-" * len(header))
+    for echo_db in ECHO_OVER_USER_DB:
+        said = [r for r in rows if r["backchannel"] and r["level"] == echo_db]
+        stopped = sum(1 for r in said if r["confirmed_ms"] is not None)
+        ducked = sum(1 for r in said if r["confirmed_ms"] is None and r["tentative_ms"] is not None)
+        print(f"{echo_db:+7.0f}dB | {stopped:3d}/{len(said):<3d} | {ducked:14d}/{len(said):<3d} | "
+              f"{len(said) - stopped - ducked:6d}/{len(said):<3d}")
+
+    quiet = [r for r in rows if r["onset_s"] is None]
     print(f"\nthe device talking, nobody else: {len(quiet)} sessions of {sessions[0].answer_s:.0f} s (four answers, "
           "one echo canceller each); 'ducks' are tentative barge-ins (audible dips), 'false conf' the device "
           "interrupting itself; a session ends at its first one")

@@ -1,7 +1,8 @@
 """The benchmark's replay set: device answers, user interruptions, echo levels, rooms.
 
 Made once with Piper (the device) and espeak-ng (users) and cached under
-bench/.cache/<digest of the answers>/ (not in git); `make_set()` returns the scenarios.
+bench/.cache/<digest of the answers>/ (users under <n>-per-answer/; not in git); `make_set()` and
+`make_backchannels()` return the scenarios.
 Echo levels are given as the echo's level at the mic relative to the user's speech, the
 figure that makes barge-in hard. The echo stays at a realistic level (the device's -20
 dBFS through an echo path of 0 dB) and the user gets quieter: a louder echo would clip
@@ -18,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from device.audio.wav import read_wav, write_wav
-from device.scenarios import (DEVICE_LEVEL_DBFS, INTERRUPTIONS, RATE_HZ, USER_LEVEL_DBFS, USER_VOICES, at_level,
-                              device_says, interruption, no_user)
+from device.scenarios import (BACKCHANNELS, DEVICE_LEVEL_DBFS, INTERRUPTIONS, RATE_HZ, USER_LEVEL_DBFS, USER_VOICES,
+                              at_level, device_says, interruption, no_user)
 
 # The device's answers. None of their sentences is in the classifier's training data
 # (models/bargein/generate.py DEVICE_LINES): false confirmations are counted on speech the
@@ -58,6 +59,8 @@ class Scenario:
     answer_s: float
     silent_spans: tuple[tuple[float, float], ...] = ()
     """Stretches of the answer where the device plays silence (between a session's answers)."""
+    backchannel: bool = False
+    """The user only backchannels ("mm-hmm"): the device should duck and carry on."""
 
     def speech_s(self, until_s: float) -> float:
         """Seconds of device speech from the start until `until_s`."""
@@ -106,24 +109,42 @@ def session(order: list[int]) -> Scenario:
     return Scenario(name, user_wav, answer_wav, None, seconds, tuple(gaps))
 
 
-def make_set(per_answer: int = 6) -> tuple[list[Scenario], list[Scenario]]:
-    """(interruptions, echo-only) scenarios; each interruption has a different voice and text."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(7)
-    interrupts, echo_only = [], []
+def _users(per_answer: int, kind: str, texts: tuple[str, ...], first_seed: int) -> list[Scenario]:
+    """`per_answer` users over each answer, each with another voice and text, at a random time.
+    Each `per_answer` has its own folder: the users' voices, texts and times follow from it."""
+    folder = CACHE / f"{per_answer}-per-answer"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7 if kind == "interruption" else 8)
+    stem = "user" if kind == "interruption" else kind
+    out = []
     for a, (answer_wav, seconds) in enumerate(_answers()):
         for k in range(per_answer):
             index = a * per_answer + k
-            path = CACHE / f"user{index}.wav"
-            onset_at = float(rng.uniform(1.5, seconds - 3.0))
+            path = folder / f"{stem}{index}.wav"
+            at_s = float(rng.uniform(1.5, seconds - 3.0))
             if not path.exists():
                 voice = USER_VOICES[index % len(USER_VOICES)]
-                text = INTERRUPTIONS[(index // len(USER_VOICES) + index) % len(INTERRUPTIONS)]
-                interruption(text, voice, at_s=onset_at, total_s=seconds, seed=index).save(path)
+                text = texts[(index // len(USER_VOICES) + index) % len(texts)]
+                interruption(text, voice, at_s=at_s, total_s=seconds, seed=first_seed + index, kind=kind).save(path)
             onset = json.loads(path.with_suffix(".json").read_text())["onset_s"]
-            interrupts.append(Scenario(f"a{a}-u{index}", path, answer_wav, onset, seconds))
+            out.append(Scenario(f"a{a}-{stem[0]}{index}", path, answer_wav, onset, seconds,
+                                backchannel=kind == "backchannel"))
+    return out
+
+
+def make_set(per_answer: int = 6) -> tuple[list[Scenario], list[Scenario]]:
+    """(interruptions, echo-only) scenarios; each interruption has a different voice and text."""
+    interrupts = _users(per_answer, "interruption", INTERRUPTIONS, first_seed=0)
+    echo_only = []
+    for a, (answer_wav, seconds) in enumerate(_answers()):
         path = CACHE / f"nouser{a}.wav"
         if not path.exists():
             no_user(seconds, noise_dbfs=NOISE_IN_RECORDINGS_DBFS, seed=100 + a).save(path)
         echo_only.append(Scenario(f"a{a}-none", path, answer_wav, None, seconds))
     return interrupts, echo_only
+
+
+def make_backchannels(per_answer: int = 6) -> list[Scenario]:
+    """Users who only backchannel ("mm-hmm") over each answer: by default the device ducks
+    and carries on, it does not stop."""
+    return _users(per_answer, "backchannel", BACKCHANNELS, first_seed=300)

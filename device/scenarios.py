@@ -42,6 +42,9 @@ INTERRUPTIONS = (
     "Sorry, how long does it take?",
     "Actually, play some music.",
 )
+# What a listener says to show they are following, not to stop the device (by default it
+# ducks and carries on).
+BACKCHANNELS = ("Mm-hmm.", "Uh-huh.", "Yeah.", "Okay.", "Right.", "I see.")
 
 
 def active_rms(x: np.ndarray, floor: float = 1e-3) -> float:
@@ -133,8 +136,10 @@ class Recording:
 
 
 def interruption(text: str, voice: tuple[str, int, int], at_s: float, total_s: float,
-                 level_dbfs: float = USER_LEVEL_DBFS, noise_dbfs: float | None = -55.0, seed: int = 0) -> Recording:
-    """A user who starts talking `at_s` seconds into the device's answer."""
+                 level_dbfs: float = USER_LEVEL_DBFS, noise_dbfs: float | None = -55.0, seed: int = 0,
+                 kind: str = "interruption") -> Recording:
+    """A user who starts talking `at_s` seconds into the device's answer (`kind`
+    "backchannel" when what they say is only "mm-hmm" or the like)."""
     name, wpm, pitch = voice
     speech = at_level(user_says(text, name, wpm, pitch), level_dbfs)
     audio = np.zeros(int(total_s * RATE_HZ), dtype=np.float32)
@@ -144,7 +149,7 @@ def interruption(text: str, voice: tuple[str, int, int], at_s: float, total_s: f
     if noise_dbfs is not None:
         audio += pink_noise(total_s, noise_dbfs, seed)[: len(audio)]
     onset = at_s + (speech_onset_s(speech) or 0.0)
-    return Recording(audio, round(onset, 4), "interruption", text, name, {"level_dbfs": level_dbfs})
+    return Recording(audio, round(onset, 4), kind, text, name, {"level_dbfs": level_dbfs})
 
 
 def no_user(total_s: float, noise_dbfs: float = -55.0, seed: int = 0) -> Recording:
