@@ -109,12 +109,13 @@ def session(order: list[int]) -> Scenario:
     return Scenario(name, user_wav, answer_wav, None, seconds, tuple(gaps))
 
 
-def _users(per_answer: int, kind: str, texts: tuple[str, ...], first_seed: int) -> list[Scenario]:
-    """`per_answer` users over each answer, each with another voice and text, at a random time.
-    Each `per_answer` has its own folder: the users' voices, texts and times follow from it."""
+def _users(per_answer: int, kind: str, texts: tuple[str, ...], times_seed: int, first_seed: int) -> list[Scenario]:
+    """`per_answer` users over each answer, each with another voice and text, at a random time
+    (drawn from `times_seed`; `first_seed` and up seed their room noise). Each `per_answer` has
+    its own folder: the users' voices, texts and times follow from it."""
     folder = CACHE / f"{per_answer}-per-answer"
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(7 if kind == "interruption" else 8)
+    rng = np.random.default_rng(times_seed)
     stem = "user" if kind == "interruption" else kind
     out = []
     for a, (answer_wav, seconds) in enumerate(_answers()):
@@ -134,7 +135,7 @@ def _users(per_answer: int, kind: str, texts: tuple[str, ...], first_seed: int) 
 
 def make_set(per_answer: int = 6) -> tuple[list[Scenario], list[Scenario]]:
     """(interruptions, echo-only) scenarios; each interruption has a different voice and text."""
-    interrupts = _users(per_answer, "interruption", INTERRUPTIONS, first_seed=0)
+    interrupts = _users(per_answer, "interruption", INTERRUPTIONS, times_seed=7, first_seed=0)
     echo_only = []
     for a, (answer_wav, seconds) in enumerate(_answers()):
         path = CACHE / f"nouser{a}.wav"
@@ -147,4 +148,4 @@ def make_set(per_answer: int = 6) -> tuple[list[Scenario], list[Scenario]]:
 def make_backchannels(per_answer: int = 6) -> list[Scenario]:
     """Users who only backchannel ("mm-hmm") over each answer: by default the device ducks
     and carries on, it does not stop."""
-    return _users(per_answer, "backchannel", BACKCHANNELS, first_seed=300)
+    return _users(per_answer, "backchannel", BACKCHANNELS, times_seed=8, first_seed=300)
