@@ -32,6 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models" / "bargein"))
 
 from replay_set import (ECHO_OVER_USER_DB, NOISE_IN_RECORDINGS_DBFS, make_backchannels, make_set, session,  # noqa: E402
                         user_gain_for)
@@ -39,6 +40,7 @@ from replay_set import (ECHO_OVER_USER_DB, NOISE_IN_RECORDINGS_DBFS, make_backch
 from device.config import Config, load_config, with_overrides  # noqa: E402
 from device.listen.stack import ListeningStack, load_evidence  # noqa: E402
 from device.replay import replay  # noqa: E402
+from generate import TRAIN_VOICES  # noqa: E402  (models/bargein/generate.py: the classifier's training voices)
 
 ROOMS = ("small", "none")
 
@@ -77,6 +79,7 @@ def run_one(job: tuple) -> dict:
         "delay_ms": delay_ms,
         "interrupt": scenario.onset_s is not None and not scenario.backchannel,
         "backchannel": scenario.backchannel,
+        "voice": scenario.voice,
         "answer_s": scenario.answer_s,
         "tentative_ms": result.after_onset_ms(result.tentative_s),
         "confirmed_ms": result.after_onset_ms(result.confirmed_s),
@@ -168,6 +171,12 @@ def main() -> None:
         ducked = sum(1 for r in said if r["confirmed_ms"] is None and r["tentative_ms"] is not None)
         print(f"{echo_db:+7.0f}dB | {stopped:3d}/{len(said):<3d} | {ducked:14d}/{len(said):<3d} | "
               f"{len(said) - stopped - ducked:6d}/{len(said):<3d}")
+    trained_on = {name for engine, name in TRAIN_VOICES if engine == "espeak"}
+    print("stopped, by voice (all echo levels; * a voice the classifier trained on, at other pitches and speeds):")
+    for voice in sorted({r["voice"] for r in rows if r["backchannel"]}):
+        said = [r for r in rows if r["backchannel"] and r["voice"] == voice]
+        stopped = sum(1 for r in said if r["confirmed_ms"] is not None)
+        print(f"  {voice + ('*' if voice in trained_on else ''):<20} {stopped:3d}/{len(said)}")
 
     quiet = [r for r in rows if r["onset_s"] is None]
     print(f"\nthe device talking, nobody else: {len(quiet)} sessions of {sessions[0].answer_s:.0f} s (four answers, "

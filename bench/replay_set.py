@@ -61,6 +61,8 @@ class Scenario:
     """Stretches of the answer where the device plays silence (between a session's answers)."""
     backchannel: bool = False
     """The user only backchannels ("mm-hmm"): the device should duck and carry on."""
+    voice: str = ""
+    """The user's espeak-ng voice."""
 
     def speech_s(self, until_s: float) -> float:
         """Seconds of device speech from the start until `until_s`."""
@@ -127,9 +129,9 @@ def _users(per_answer: int, kind: str, texts: tuple[str, ...], times_seed: int, 
                 voice = USER_VOICES[index % len(USER_VOICES)]
                 text = texts[(index // len(USER_VOICES) + index) % len(texts)]
                 interruption(text, voice, at_s=at_s, total_s=seconds, seed=first_seed + index, kind=kind).save(path)
-            onset = json.loads(path.with_suffix(".json").read_text())["onset_s"]
-            out.append(Scenario(f"a{a}-{stem[0]}{index}", path, answer_wav, onset, seconds,
-                                backchannel=kind == "backchannel"))
+            sidecar = json.loads(path.with_suffix(".json").read_text())
+            out.append(Scenario(f"a{a}-{stem[0]}{index}", path, answer_wav, sidecar["onset_s"], seconds,
+                                backchannel=kind == "backchannel", voice=sidecar["voice"]))
     return out
 
 
