@@ -69,7 +69,7 @@ class Scenario:
         return until_s - sum(max(0.0, min(b, until_s) - a) for a, b in self.silent_spans)
 
 
-def _answers() -> list[tuple[Path, float]]:
+def answer_files() -> list[tuple[Path, float]]:
     out = []
     for i, text in enumerate(ANSWERS):
         path = CACHE / f"answer{i}.wav"
@@ -95,7 +95,7 @@ def session(order: list[int]) -> Scenario:
     answer_wav = CACHE / f"{name}.wav"
     user_wav = CACHE / f"{name}-nouser.wav"
     if not answer_wav.exists():
-        answers = _answers()
+        answers = answer_files()
         parts = []
         for i in order:
             audio = read_wav(answers[i][0])
@@ -103,7 +103,7 @@ def session(order: list[int]) -> Scenario:
         write_wav(answer_wav, np.concatenate(parts), audio.sample_rate_hz)
     gaps, seconds = [], 0.0
     for i in order:
-        seconds += _answers()[i][1]
+        seconds += answer_files()[i][1]
         gaps.append((seconds, seconds + SESSION_GAP_S))
         seconds += SESSION_GAP_S
     if not user_wav.exists():
@@ -120,7 +120,7 @@ def _users(per_answer: int, kind: str, texts: tuple[str, ...], times_seed: int, 
     rng = np.random.default_rng(times_seed)
     stem = "user" if kind == "interruption" else kind
     out = []
-    for a, (answer_wav, seconds) in enumerate(_answers()):
+    for a, (answer_wav, seconds) in enumerate(answer_files()):
         for k in range(per_answer):
             index = a * per_answer + k
             path = folder / f"{stem}{index}.wav"
@@ -139,7 +139,7 @@ def make_set(per_answer: int = 6) -> tuple[list[Scenario], list[Scenario]]:
     """(interruptions, echo-only) scenarios; each interruption has a different voice and text."""
     interrupts = _users(per_answer, "interruption", INTERRUPTIONS, times_seed=7, first_seed=0)
     echo_only = []
-    for a, (answer_wav, seconds) in enumerate(_answers()):
+    for a, (answer_wav, seconds) in enumerate(answer_files()):
         path = CACHE / f"nouser{a}.wav"
         if not path.exists():
             no_user(seconds, noise_dbfs=NOISE_IN_RECORDINGS_DBFS, seed=100 + a).save(path)
