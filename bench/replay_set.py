@@ -70,6 +70,8 @@ class Scenario:
 
 
 def answer_files() -> list[tuple[Path, float]]:
+    """(WAV, seconds) of the device's answers, made with Piper on first use."""
+    CACHE.mkdir(parents=True, exist_ok=True)
     out = []
     for i, text in enumerate(ANSWERS):
         path = CACHE / f"answer{i}.wav"
