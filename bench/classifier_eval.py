@@ -54,9 +54,10 @@ sys.path.insert(0, str(REPO))
 
 from device.config import load_config, with_overrides  # noqa: E402
 from device.listen.aec import ConvergenceWatch  # noqa: E402
-from device.listen.bargein import BargeInPolicy, restarts_evidence  # noqa: E402
+from device.listen.bargein import BargeInPolicy, EvidenceMemory  # noqa: E402
+from device.listen.classifier import REWIND_FRAMES  # noqa: E402
 from device.listen.features import VAD_INDEX  # noqa: E402
-from device.listen.stack import load_evidence  # noqa: E402
+from device.listen.stack import forget, load_evidence  # noqa: E402
 from device.models import verified_path  # noqa: E402
 
 FRAME_S = 0.032
@@ -95,12 +96,14 @@ def stack_rule(scene: dict, config, model: Path, ducks: list[int] | None = None,
                restart_at: int | None = None, replay: int = 0) -> list[int]:
     """Frames at which the full stack confirms: the classifier and the policy frame by frame,
     as on the device (device/listen/stack.py): cautious while the canceller is new, the
-    classifier restarted after a barge-in rejected for silence; after a confirmation both start
+    classifier forgetting rejected sounds as the device's EvidenceMemory says (back to before a
+    backchannel, afresh after other sounds rejected for silence); after a confirmation both start
     afresh, as when the device speaks again. The frames of its tentative barge-ins (where
     the device ducks) go into `ducks`. `restart_at`: the classifier also restarts at that
     frame, then hears again the `replay` frames before it (bench/classifier_restart.py)."""
     classifier = load_evidence(config, model)  # a BargeInClassifier: a model is given
     policy = BargeInPolicy(config.bargein)
+    memory = EvidenceMemory(config.bargein, REWIND_FRAMES)
     convergence = ConvergenceWatch(config.aec.converge_s, config.aec.resume_caution_s)
     for _ in range(scene["lead_in_playing"]):
         convergence.update(True)
@@ -113,12 +116,14 @@ def stack_rule(scene: dict, config, model: Path, ducks: list[int] | None = None,
         evidence = classifier.update_features(frame)
         playing = bool(scene["ref_active"][i])
         cautious = convergence.update(playing)
-        for decision in policy.update(i * FRAME_S, float(frame[VAD_INDEX]), evidence, True, cautious=cautious,
-                                      talking_prob=classifier.p_talking, playing=playing):
+        decisions = policy.update(i * FRAME_S, float(frame[VAD_INDEX]), evidence, True, cautious=cautious,
+                                  talking_prob=classifier.p_talking, playing=playing)
+        what = memory.update(decisions, float(frame[VAD_INDEX]), classifier.p_talking, classifier.p_backchannel)
+        if what is not None:
+            forget(classifier, what)
+        for decision in decisions:
             if decision.kind == "bargein_tentative" and ducks is not None:
                 ducks.append(i)
-            elif restarts_evidence(decision):
-                classifier.restart()
             elif decision.kind == "bargein_confirmed":
                 out.append(i)
                 policy.reset()

@@ -119,6 +119,11 @@ class BargeInConfig:
     explains them) that reject a tentative barge-in."""
     max_tentative_ms: float = 640.0
     """A tentative barge-in not confirmed within this time is rejected."""
+    forget_backchannel_prob: float = 0.5
+    """A rejected barge-in whose sound the classifier took for a backchannel at least this
+    much is forgotten: the classifier goes back to its state from before the sound, so the
+    person who talks next ("mm-hmm ... wait, stop") is heard as soon as if it had not
+    happened (above 1: never; after silence it then starts afresh, as after a knock)."""
     rejoin_ms: float = 600.0
     """A new tentative barge-in this soon after rejecting one with evidence of a person
     (a frame counted towards confirmation) keeps the rejected one's onset (likely the same
@@ -144,6 +149,8 @@ class BargeInConfig:
         _check(self.confirm_frames >= 1 and self.onset_frames >= 1 and self.converging_confirm_frames >= 1,
                "bargein.confirm_frames", "onset_frames and (converging_)confirm_frames must be at least 1")
         _check(0.0 <= self.preroll_ms <= 1000.0, "bargein.preroll_ms", "must be 0..1000 ms")
+        _check(self.forget_backchannel_prob >= 0.0, "bargein.forget_backchannel_prob",
+               "must be 0 or more (a probability; above 1 never forgets)")
         _check(self.speech_talking_echo_ms >= 0.0, "bargein.speech_talking_echo_ms",
                "must be 0 ms or more (how long the echo lingers after the device stops playing)")
 

@@ -161,6 +161,25 @@ def run_stack(mic, ref, config=None):
     return np.array(person), decisions
 
 
+def test_rewind_forgets_the_last_frames_as_if_they_had_not_been_heard():
+    rng = np.random.default_rng(7)
+    before, sound, after = (rng.normal(0, 1, (n, FEATURES)).astype(np.float32) for n in (20, 12, 10))
+    heard, never = (BargeInClassifier(verified_path("bargein_classifier")) for _ in range(2))
+    for f in np.concatenate([before, sound]):
+        heard.update_features(f)
+    heard.rewind(len(sound))
+    for f in before:
+        never.update_features(f)
+    assert [heard.update_features(f) for f in after] == [never.update_features(f) for f in after]
+    heard.restart()  # nothing heard since: back to the fresh state, not further
+    for f in sound[:3]:
+        heard.update_features(f)
+    heard.rewind(10)
+    assert not heard._state.any()
+    with pytest.raises(ValueError, match="1..64 frames"):
+        heard.rewind(65)
+
+
 def test_classifier_hears_a_person_over_the_echo_and_not_the_echo(answer, recordings):
     echo = EchoPath(16000, room="small", delay_ms=24.0, seed=3).apply(answer)
     user = read_mono(recordings / "interrupt_f3.wav", 16000)[: len(echo)]
@@ -246,6 +265,21 @@ def test_a_command_after_a_backchannel_in_the_same_answer_still_interrupts(answe
     _, decisions = run_stack(mic, ref)
     confirmed = [t for kind, t in decisions if kind == "bargein_confirmed"]
     assert confirmed and 8.0 < confirmed[0] < 8.5, decisions
+
+
+def test_a_command_right_after_a_backchannel_is_heard_because_the_backchannel_is_forgotten(answer, tmp_path):
+    # "Yeah." and, 0.2 s after it, "Wait." (a voice the classifier never trained on). A state
+    # restarted afresh after the "Yeah." is slow for half a second and misses the "Wait.";
+    # gone back to before the "Yeah." it is as quick as if nobody had spoken.
+    backchannel, command = espeak("Yeah.", "en-029+f4", tmp_path), espeak("Wait.", "en-029+f4", tmp_path)
+    mic, ref = over_the_echo(answer, backchannel, at_s=4.0, echo_over_user_db=0.0, seed=5)
+    start = int(4.0 * 16000) + len(backchannel) + int(0.2 * 16000)
+    mic[start : start + len(command)] += command * np.sqrt(np.mean(backchannel**2) / np.mean(command**2))
+    at_s = start / 16000
+    for forget, heard in ((0.5, True), (1.1, False)):  # the default; never (a fresh state)
+        _, decisions = run_stack(mic, ref, with_overrides(Config(), bargein={"forget_backchannel_prob": forget}))
+        confirmed = [t for kind, t in decisions if kind == "bargein_confirmed"]
+        assert bool(confirmed and at_s < confirmed[0] < at_s + 0.5) == heard, (forget, at_s, decisions)
 
 
 def test_caution_only_while_the_canceller_is_new_and_the_device_plays(answer):

@@ -3,7 +3,7 @@
 from dataclasses import replace
 
 from device.config import BargeInConfig
-from device.listen.bargein import BargeInPolicy, Phase, restarts_evidence
+from device.listen.bargein import BargeInPolicy, EvidenceMemory, Forget, Phase
 from device.listen.segmenter import FRAME_S
 
 CFG = BargeInConfig(vad_threshold=0.5, onset_frames=1, tentative_user_prob=0.3, confirm_user_prob=0.8,
@@ -186,12 +186,66 @@ def test_a_backchannel_that_turns_into_a_command_is_confirmed():
         (0, "bargein_tentative", ""), (7, "bargein_confirmed", "evidence")]
 
 
-def test_the_classifier_restarts_only_after_silence():
-    # After silence the sound is over; after echo or a timeout it is still going, and the
-    # classifier's memory of it is the evidence it is still weighing.
-    policy = BargeInPolicy(CFG)
-    decisions = [d for i, (vad, p) in enumerate([(0.9, 0.5)] + [(0.1, 0.0)] * 4 + [(0.9, 0.5)] + [(0.9, 0.05)] * 4)
-                 for d in policy.update(i * FRAME_S, vad, p, True)]
-    rejected = [(d.reason, restarts_evidence(d)) for d in decisions if d.kind == "bargein_rejected"]
-    assert rejected == [("silence", True), ("echo", False)]
-    assert not any(restarts_evidence(d) for d in decisions if d.kind != "bargein_rejected")
+def remember(frames, config=CFG, max_rewind=64):
+    """frames: (vad, p_user, p_talking, p_backchannel); the policy and the evidence memory
+    frame by frame, as the listening stack runs them. Returns [(frame index, what to forget)]
+    and the policy's decisions."""
+    policy, memory = BargeInPolicy(config), EvidenceMemory(config, max_rewind)
+    forgets, decisions = [], []
+    for i, (vad, p, talking, backchannel) in enumerate(frames):
+        made = policy.update(i * FRAME_S, vad, p, True, talking_prob=talking)
+        decisions += [(i, d.kind, d.reason) for d in made]
+        what = memory.update(made, vad, talking, backchannel)
+        if what is not None:
+            forgets.append((i, what))
+    return forgets, decisions
+
+
+QUIET, ECHO = (0.1, 0.0, 0.0, 0.0), (0.9, 0.0, 0.0, 0.0)
+MM_HMM = (0.9, 0.1, 0.9, 0.8)  # someone talking, to the classifier a backchannel
+KNOCK = (0.9, 0.5, 0.5, 0.02)  # a sound the classifier half takes for a person, never for a backchannel
+
+
+def test_a_backchannel_rejected_for_silence_is_forgotten_back_to_before_it():
+    forgets, decisions = remember([ECHO] * 10 + [MM_HMM] * 8 + [QUIET] * 4)
+    assert decisions == [(10, "bargein_tentative", ""), (21, "bargein_rejected", "silence")]
+    # Frames 10..21 heard since the sound began, and two more before it: back to the state before frame 8.
+    assert forgets == [(21, Forget(rewind_frames=14))]
+
+
+def test_other_sounds_rejected_for_silence_restart_the_classifier_afresh():
+    forgets, decisions = remember([ECHO] * 10 + [KNOCK] * 2 + [QUIET] * 4)
+    assert decisions[-1] == (15, "bargein_rejected", "silence")
+    assert forgets == [(15, Forget(rewind_frames=None))]
+
+
+def test_a_long_backchannel_is_forgotten_once_it_has_gone_quiet():
+    # Rejected for a timeout while it still goes on: the classifier keeps weighing it, and
+    # forgets it only once the mic has been quiet for reject_silence_frames.
+    fading = (0.9, 0.1, 0.5, 0.4)  # too weak to open a barge-in again at once
+    forgets, decisions = remember([ECHO] * 5 + [MM_HMM] * 21 + [fading] * 3 + [QUIET] * 5)
+    assert decisions == [(5, "bargein_tentative", ""), (25, "bargein_rejected", "timeout")]
+    assert forgets == [(32, Forget(rewind_frames=32 - 3 + 1))]  # back to before frame 3
+    # Loud enough to open a new barge-in at once: the same sound, forgotten from its start.
+    forgets, decisions = remember([ECHO] * 5 + [MM_HMM] * 25 + [QUIET] * 6)
+    assert [d[1:] for d in decisions] == [("bargein_tentative", ""), ("bargein_rejected", "timeout"),
+                                          ("bargein_tentative", ""), ("bargein_rejected", "silence")]
+    assert forgets == [(33, Forget(rewind_frames=33 - 3 + 1))]
+
+
+def test_sounds_rejected_as_echo_are_kept_and_forgetting_can_be_turned_off():
+    # Not a backchannel: rejected as echo, the classifier's state carries on, as before.
+    weak = [(0.9, 0.5, 0.5, 0.1)] + [(0.9, 0.05, 0.05, 0.0)] * 4 + [QUIET] * 8
+    forgets, decisions = remember([ECHO] * 3 + weak)
+    assert [d[2] for d in decisions if d[1] == "bargein_rejected"] == ["echo"] and forgets == []
+    never = replace(CFG, forget_backchannel_prob=1.1)  # as a knock: after silence, afresh
+    assert remember([ECHO] * 10 + [MM_HMM] * 8 + [QUIET] * 4, never)[0] == [(21, Forget(rewind_frames=None))]
+
+
+def test_a_new_sound_before_the_quiet_or_too_long_ago_keeps_the_state():
+    # The person who backchanneled goes on talking: that barge-in is weighed from where it is.
+    forgets, decisions = remember([ECHO] * 5 + [MM_HMM] * 25 + [QUIET] * 2 + [(0.9, 0.9, 0.9, 0.0)] * 4)
+    assert decisions[-1][1] == "bargein_confirmed" and forgets == []
+    # The mic stays busy with the device's echo longer than the classifier keeps its states.
+    forgets, _ = remember([ECHO] * 5 + [MM_HMM] * 25 + [ECHO] * 40 + [QUIET] * 6, max_rewind=48)
+    assert forgets == []

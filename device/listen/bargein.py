@@ -48,13 +48,83 @@ class BargeInDecision:
     evidence_frames: int = 0
 
 
-def restarts_evidence(decision: BargeInDecision) -> bool:
-    """Whether the evidence source starts afresh after this decision: after a barge-in
-    rejected for silence (a backchannel or a cough has ended), so that it does not remember
-    that sound when the next person starts. Not after one rejected as echo or for taking too
-    long: the sound is still going, and what the classifier has heard of it so far is the
-    evidence it needs to make up its mind about a person it was not yet sure of."""
-    return decision.kind == "bargein_rejected" and decision.reason == "silence"
+@dataclass(frozen=True)
+class Forget:
+    """What the evidence source should do with a sound it heard and the policy rejected."""
+
+    rewind_frames: int | None = None
+    """None: start afresh (restart). n: go back to its state from before its last n frames."""
+
+
+class EvidenceMemory:
+    """When the evidence source forgets a sound whose barge-in was rejected. Pure, frame by frame.
+
+    The classifier was trained on stretches of the device's speech holding at most one
+    person, so a state that remembers a sound makes it slow to believe the person who talks
+    next, and so, for half a second, does a fresh state (MODEL_CARD.md, "A fresh state is
+    slow" and "A person right after another sound"). Two rules:
+
+    - A rejected sound the classifier took for a backchannel at least once (p(backchannel)
+      >= forget_backchannel_prob: "mm-hmm", "yeah") is forgotten: the classifier goes back
+      to its state from just before the sound, when it had heard only the device, and is
+      as quick to believe "wait, stop" after the "mm-hmm" as before it. After a rejection
+      for silence the sound is over and it goes back at once; after one as echo or for a
+      timeout the sound is still going (what it has heard of it is the evidence it is
+      weighing), and it goes back once the mic has been quiet for reject_silence_frames.
+    - Any other sound rejected for silence (a knock, a cough) restarts it afresh: a fresh
+      state is deaf to the next knock of the same burst, which keeps knocks from cancelling
+      the device. After echo or a timeout it keeps its state.
+    """
+
+    BEFORE_ONSET_FRAMES = 2
+    """The classifier's p(talking) crosses the threshold a frame or two into a sound: go back
+    this much further than the frame that opened the barge-in."""
+
+    def __init__(self, config: BargeInConfig, max_rewind_frames: int) -> None:
+        self._cfg = config
+        self._max_rewind = max_rewind_frames
+        self.reset()
+
+    def reset(self) -> None:
+        """Nothing under way (the device went idle, or the evidence restarted)."""
+        self._since_onset: int | None = None  # frames heard since the tentative barge-in's sound began
+        self._peak = 0.0  # its highest p(backchannel)
+        self._pending: int | None = None  # after echo or a timeout: frames to go back once quiet
+        self._quiet = 0
+
+    def update(self, decisions: list[BargeInDecision], vad_prob: float, talking_prob: float,
+               backchannel_prob: float) -> Forget | None:
+        """After the policy has weighed a frame: what to forget, if anything, now."""
+        forget = None
+        if self._pending is not None:  # a backchannel rejected as echo or for a timeout: quiet yet?
+            self._pending += 1
+            speech = vad_prob >= self._cfg.vad_threshold or talking_prob >= self._cfg.tentative_user_prob
+            self._quiet = 0 if speech else self._quiet + 1
+            if self._pending > self._max_rewind:
+                self._pending = None  # too long ago to go back to: keep the state, as after any echo
+            elif self._quiet >= self._cfg.reject_silence_frames:
+                forget, self._pending = Forget(self._pending), None
+        for decision in decisions:
+            if decision.kind == "bargein_tentative":
+                if self._pending is None:
+                    self._since_onset, self._peak = self._cfg.onset_frames - 1, 0.0
+                else:  # the backchannel goes on (or its person goes on talking): it began back then
+                    self._since_onset, self._pending = self._pending - self.BEFORE_ONSET_FRAMES - 1, None
+            elif decision.kind == "bargein_confirmed":
+                self.reset()
+            elif decision.kind == "bargein_rejected":
+                back = (self._since_onset or 0) + 1 + self.BEFORE_ONSET_FRAMES  # this frame included
+                backchannel = (self._since_onset is not None and back <= self._max_rewind
+                               and max(self._peak, backchannel_prob) >= self._cfg.forget_backchannel_prob)
+                if decision.reason == "silence":
+                    forget = Forget(back if backchannel else None)
+                elif backchannel:
+                    self._pending, self._quiet = back, 0
+                self._since_onset = None
+        if self._since_onset is not None:
+            self._since_onset += 1
+            self._peak = max(self._peak, backchannel_prob)
+        return forget
 
 
 class BargeInPolicy:

@@ -9,6 +9,7 @@ models/bargein/MODEL_CARD.md for the data, the metrics and the command that retr
 
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ from .features import FEATURES, FeatureExtractor
 from .vad import onnx_session
 
 NONE, PERSON, BACKCHANNEL = 0, 1, 2
+REWIND_FRAMES = 64
+"""Frames (2 s) of its own earlier states the classifier keeps, to go back to (rewind)."""
 
 
 class BargeInClassifier:
@@ -62,6 +65,21 @@ class BargeInClassifier:
         The residual-echo model in the features describes the room and carries on.
         """
         self._state = np.zeros(self._state_shape, dtype=np.float32)
+        self._past: deque[np.ndarray] = deque(maxlen=REWIND_FRAMES)  # the state before each recent frame
+        self.probabilities = np.array([1.0, 0.0, 0.0], dtype=np.float32)
+
+    def rewind(self, frames: int) -> None:
+        """Forget the last `frames` frames (a backchannel rejected as a barge-in): back to the
+        state from before them, as if they had not been heard (device/listen/bargein.py,
+        EvidenceMemory), or to the fresh state of its last restart if that came later. The
+        residual-echo model in the features carries on."""
+        if not 0 < frames <= REWIND_FRAMES:
+            raise ValueError(f"can rewind 1..{REWIND_FRAMES} frames, not {frames}")
+        if not self._past:
+            return  # nothing heard since the restart
+        for _ in range(min(frames, len(self._past)) - 1):
+            self._past.pop()
+        self._state = self._past.pop()
         self.probabilities = np.array([1.0, 0.0, 0.0], dtype=np.float32)
 
     def update(self, mic: np.ndarray, clean: np.ndarray, ref: np.ndarray, vad_prob: float, learn: bool) -> float:
@@ -71,6 +89,7 @@ class BargeInClassifier:
     def update_features(self, features: np.ndarray) -> float:
         """Feed one frame's features (device/listen/features.py); returns the evidence."""
         self._input[0, 0] = features
+        self._past.append(self._state)  # run() returns a new state array: no copy needed
         probs, self._state = self._session.run(None, {"features": self._input, "state": self._state})
         self.probabilities = probs[0, 0]
         if self._backchannels_interrupt:

@@ -86,6 +86,10 @@ class EchoGate:
     def restart(self) -> None:
         """Nothing to forget: the echo model describes the room, which has not changed."""
 
+    def rewind(self, frames: int) -> None:
+        """Nothing to forget either (and it never calls a sound a backchannel, so the policy
+        never asks it to)."""
+
     def update(self, mic: np.ndarray, clean: np.ndarray, ref: np.ndarray, vad_prob: float, learn: bool) -> float:
         """Feed one aligned frame; returns p(person talking) in 0..1.
 

@@ -19,8 +19,8 @@ from ..audio.ringbuffer import SampleHistory
 from ..config import Config
 from ..models import verified_path
 from .aec import ConvergenceWatch, DelayEstimator, EchoCanceller, is_playing, load_canceller
-from .bargein import BargeInDecision, BargeInPolicy, Phase, restarts_evidence
-from .classifier import BargeInClassifier
+from .bargein import BargeInDecision, BargeInPolicy, EvidenceMemory, Forget, Phase
+from .classifier import REWIND_FRAMES, BargeInClassifier
 from .echo_gate import EchoGate
 from .segmenter import SpeechBoundary, VadSegmenter
 from .vad import FRAME_SAMPLES, SAMPLE_RATE_HZ, SileroVad
@@ -36,7 +36,10 @@ class EvidenceSource(Protocol):
     def reset(self) -> None: ...
 
     def restart(self) -> None:
-        """The device starts speaking or thinking, or a barge-in was just rejected."""
+        """The device starts speaking or thinking, or a barge-in was rejected for silence."""
+
+    def rewind(self, frames: int) -> None:
+        """Forget the last `frames` frames: a backchannel rejected as a barge-in."""
 
     def update(self, mic: np.ndarray, clean: np.ndarray, ref: np.ndarray, vad_prob: float, learn: bool) -> float: ...
 
@@ -55,6 +58,14 @@ class FrameReport:
     boundary: SpeechBoundary | None = None
     decisions: list[BargeInDecision] = field(default_factory=list)
     p_backchannel: float = 0.0
+
+
+def forget(evidence: EvidenceSource, what: Forget) -> None:
+    """Do what the evidence memory (device/listen/bargein.py) says with a rejected sound."""
+    if what.rewind_frames is None:
+        evidence.restart()
+    else:
+        evidence.rewind(what.rewind_frames)
 
 
 def load_evidence(config: Config, model: Path | None = None) -> EvidenceSource:
@@ -77,6 +88,7 @@ class ListeningStack:
         self.evidence = evidence or load_evidence(config)
         self.segmenter = VadSegmenter(config.vad)
         self.policy = BargeInPolicy(config.bargein)
+        self.memory = EvidenceMemory(config.bargein, REWIND_FRAMES)
         self.delay = DelayEstimator()
         self._margin = round(config.aec.delay_margin_ms * SAMPLE_RATE_HZ / 1000)
         self._max_unshifted = round(config.aec.max_unshifted_delay_ms * SAMPLE_RATE_HZ / 1000)
@@ -133,15 +145,21 @@ class ListeningStack:
         self._cleaned.append(clean)
         if active and not self._active:
             self.evidence.restart()
+        if not active:
+            self.memory.reset()  # nothing to forget while barge-in does not apply
         self._active = active
         learn = active and self.policy.phase in (Phase.WATCHING, Phase.INACTIVE)
         user_prob = self.evidence.update(mic, clean, lined_up, vad_prob, learn)
         boundary = self.segmenter.update(start_s, vad_prob)
         playing = is_playing(lined_up)
+        talking_prob = getattr(self.evidence, "p_talking", None)
+        p_backchannel = getattr(self.evidence, "p_backchannel", 0.0)
         decisions = self.policy.update(start_s, vad_prob, user_prob, active, cautious=self._converging(playing),
-                                       talking_prob=getattr(self.evidence, "p_talking", None), playing=playing)
-        if any(restarts_evidence(d) for d in decisions):
-            self.evidence.restart()
+                                       talking_prob=talking_prob, playing=playing)
+        what = self.memory.update(decisions, vad_prob, user_prob if talking_prob is None else talking_prob,
+                                  p_backchannel)
+        if what is not None:
+            forget(self.evidence, what)
         return FrameReport(
             start_s=start_s,
             end_s=start_s + FRAME_SAMPLES / SAMPLE_RATE_HZ,
@@ -151,5 +169,5 @@ class ListeningStack:
             clean=clean,
             boundary=boundary,
             decisions=decisions,
-            p_backchannel=getattr(self.evidence, "p_backchannel", 0.0),
+            p_backchannel=p_backchannel,
         )
