@@ -112,6 +112,12 @@ class BargeInConfig:
     converging_confirm_frames: int = 8
     """The same while the echo canceller is still converging after start-up (see
     aec.converge_s): what it lets through then can sound like a person."""
+    confirm_sure_frames: int = 2
+    """Fewer speech frames than confirm_frames confirm when they come in a row with the
+    evidence at least confirm_sure_prob in each: a person the classifier is that sure of is
+    not kept waiting for a third frame (not while the canceller is converging)."""
+    confirm_sure_prob: float = 0.95
+    """See confirm_sure_frames (above 1: never)."""
     reject_silence_frames: int = 4
     """Consecutive non-speech frames that reject a tentative barge-in."""
     reject_weak_frames: int = 6
@@ -148,6 +154,8 @@ class BargeInConfig:
                "must be 50..100 ms: shorter clicks, longer sounds like the device is not listening")
         _check(self.confirm_frames >= 1 and self.onset_frames >= 1 and self.converging_confirm_frames >= 1,
                "bargein.confirm_frames", "onset_frames and (converging_)confirm_frames must be at least 1")
+        _check(self.confirm_sure_frames >= 1, "bargein.confirm_sure_frames",
+               "must be at least 1; to turn the rule off set confirm_sure_prob above 1")
         _check(0.0 <= self.preroll_ms <= 1000.0, "bargein.preroll_ms", "must be 0..1000 ms")
         _check(self.forget_backchannel_prob >= 0.0, "bargein.forget_backchannel_prob",
                "must be 0 or more (a probability; above 1 never forgets)")

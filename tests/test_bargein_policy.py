@@ -7,7 +7,8 @@ from device.listen.bargein import BargeInPolicy, EvidenceMemory, Forget, Phase
 from device.listen.segmenter import FRAME_S
 
 CFG = BargeInConfig(vad_threshold=0.5, onset_frames=1, tentative_user_prob=0.3, confirm_user_prob=0.8,
-                    confirm_frames=3, reject_silence_frames=4, reject_weak_frames=4, max_tentative_ms=640)
+                    confirm_frames=3, reject_silence_frames=4, reject_weak_frames=4, max_tentative_ms=640,
+                    confirm_sure_prob=1.1)  # off, but where a test turns it on
 
 
 def run(policy, frames, active=True, talking=False):
@@ -31,6 +32,22 @@ def test_onset_time_is_the_first_speech_frame():
     for i, (vad, p) in enumerate([(0.1, 0)] * 3 + [(0.9, 0.9)] * 6):
         decisions += policy.update(i * FRAME_S, vad, p, True)
     assert decisions[0].kind == "bargein_tentative" and decisions[0].onset_s == 3 * FRAME_S
+
+
+def test_two_frames_the_classifier_is_sure_of_confirm_without_a_third():
+    cfg = replace(CFG, confirm_sure_prob=0.95)
+    sure = [(0.1, 0.0)] * 3 + [(0.9, 0.97)] * 4
+    assert run(BargeInPolicy(cfg), sure) == [(3, "bargein_tentative", ""), (4, "bargein_confirmed", "evidence")]
+    # Sure but not in a row, or not that sure: three frames of evidence, as always.
+    broken = [(0.1, 0.0)] * 3 + [(0.9, 0.97), (0.9, 0.85), (0.9, 0.97)]
+    assert run(BargeInPolicy(cfg), broken)[-1] == (5, "bargein_confirmed", "evidence")
+    assert run(BargeInPolicy(cfg), [(0.1, 0.0)] * 3 + [(0.9, 0.9)] * 4)[-1] == (5, "bargein_confirmed", "evidence")
+    # While the canceller is new, the start-up evidence is asked whatever the certainty.
+    cautious = BargeInPolicy(replace(cfg, converging_confirm_frames=8))
+    made = [(i, d.kind) for i, (vad, p) in enumerate(sure + [(0.9, 0.97)] * 6)
+            for d in cautious.update(i * FRAME_S, vad, p, True, cautious=True)]
+    assert made == [(3, "bargein_tentative"), (10, "bargein_confirmed")]
+    assert run(BargeInPolicy(CFG), sure)[-1] == (5, "bargein_confirmed", "evidence")  # turned off
 
 
 def test_one_frame_enough_confirms_in_the_same_frame():

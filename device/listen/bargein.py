@@ -151,6 +151,7 @@ class BargeInPolicy:
         self._evidence = 0
         self._silence_run = 0
         self._weak_run = 0
+        self._sure_run = 0
         self._frames = 0
 
     @property
@@ -192,7 +193,8 @@ class BargeInPolicy:
             decisions.append(tentative)
         if self.phase is Phase.TENTATIVE:
             needed = self._cfg.converging_confirm_frames if cautious else self._cfg.confirm_frames
-            weighed = self._weigh(frame_start_s, speech, user_prob, talking, needed)
+            sure_needed = None if cautious else self._cfg.confirm_sure_frames
+            weighed = self._weigh(frame_start_s, speech, user_prob, talking, needed, sure_needed)
             if weighed is not None:
                 decisions.append(weighed)
         return decisions  # CONFIRMED: latched until the device goes inactive
@@ -225,11 +227,12 @@ class BargeInPolicy:
         self._frames = -1  # the onset frame is weighed too, but does not count towards the timeout
         self._silence_run = 0
         self._weak_run = 0
+        self._sure_run = 0
         self._evidence = 0
         return BargeInDecision("bargein_tentative", self._onset_s)
 
     def _weigh(self, frame_start_s: float, speech: bool, user_prob: float, talking: float,
-               needed: int) -> BargeInDecision | None:
+               needed: int, sure_needed: int | None) -> BargeInDecision | None:
         self._frames += 1
         if speech:
             self._silence_run = 0
@@ -238,7 +241,8 @@ class BargeInPolicy:
             self._weak_run = 0 if talking >= self._cfg.tentative_user_prob else self._weak_run + 1
         else:
             self._silence_run += 1
-        if self._evidence >= needed:
+        self._sure_run = self._sure_run + 1 if speech and user_prob >= self._cfg.confirm_sure_prob else 0
+        if self._evidence >= needed or (sure_needed is not None and self._sure_run >= sure_needed):
             self.phase = Phase.CONFIRMED
             return BargeInDecision("bargein_confirmed", self._onset_s, "evidence", self._evidence)
         if self._silence_run >= self._cfg.reject_silence_frames:
