@@ -13,8 +13,9 @@ room noise (a quiet room is the hard case: nothing masks what the canceller leav
 per output-to-mic delay (the hardware's buffering: a USB mic and an I2S DAC on a Pi add
 tens of milliseconds that the delay tracker has to find). Users who only backchannel
 ("mm-hmm", "yeah"), per echo level, give how often the device stopped for them instead of
-ducking and carrying on (the default, `bargein.backchannels = "resume"`). Prints figures;
-asserts nothing about time.
+ducking and carrying on (the default, `bargein.backchannels = "resume"`); users who
+backchannel and then, 0.2-1 s later, talk to the device, how often the backchannel stopped
+it and how soon the command after it did. Prints figures; asserts nothing about time.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models" / "bargein"))
 
-from replay_set import (ECHO_OVER_USER_DB, NOISE_IN_RECORDINGS_DBFS, make_backchannels, make_set, session,  # noqa: E402
-                        user_gain_for)
+from replay_set import (ECHO_OVER_USER_DB, NOISE_IN_RECORDINGS_DBFS, make_backchannel_then_command,  # noqa: E402
+                        make_backchannels, make_set, session, user_gain_for)
 
 from device.config import Config, load_config, with_overrides  # noqa: E402
 from device.listen.stack import ListeningStack, load_evidence  # noqa: E402
@@ -77,8 +78,9 @@ def run_one(job: tuple) -> dict:
     return {
         "level": level,
         "delay_ms": delay_ms,
-        "interrupt": scenario.onset_s is not None and not scenario.backchannel,
+        "interrupt": scenario.onset_s is not None and not scenario.backchannel and not scenario.after_backchannel,
         "backchannel": scenario.backchannel,
+        "after_backchannel": scenario.after_backchannel,
         "voice": scenario.voice,
         "answer_s": scenario.answer_s,
         "tentative_ms": result.after_onset_ms(result.tentative_s),
@@ -114,12 +116,15 @@ def main() -> None:
 
     interrupts, _ = make_set(per_answer=2 if args.quick else 6)
     backchannels = make_backchannels(per_answer=2 if args.quick else 6)
+    then_commands = make_backchannel_then_command(per_answer=2 if args.quick else 6)
     jobs = []
     for echo_db in ECHO_OVER_USER_DB:
         for i, scenario in enumerate(interrupts):
             jobs.append((args.config, args.model, scenario, echo_db, ROOMS[i % 2], i, args.delay_ms))
         for i, scenario in enumerate(backchannels):
             jobs.append((args.config, args.model, scenario, echo_db, ROOMS[i % 2], 500 + i, args.delay_ms))
+        for i, scenario in enumerate(then_commands):
+            jobs.append((args.config, args.model, scenario, echo_db, ROOMS[i % 2], 700 + i, args.delay_ms))
     sessions = [session(order) for order in SESSION_ORDERS[:1 if args.quick else None]]
     for noise_dbfs in NOISE_DBFS:
         for delay_ms in OUTPUT_DELAYS_MS[1:2] if args.quick else OUTPUT_DELAYS_MS:
@@ -177,6 +182,18 @@ def main() -> None:
         said = [r for r in rows if r["backchannel"] and r["voice"] == voice]
         stopped = sum(1 for r in said if r["confirmed_ms"] is not None)
         print(f"  {voice + ('*' if voice in trained_on else ''):<20} {stopped:3d}/{len(said)}")
+
+    print(f"\n{len(then_commands)} users per echo level who backchannel, then talk to the device 0.2-1 s after it "
+          "(\"Mm-hmm.\" ... \"Wait a second.\"); times in ms after the command's onset")
+    header = f"{'echo-user':>9} | {'stopped before the command':>26} | {'command confirmed':>17} | {'conf p50':>8} {'p95':>6}"
+    print(header)
+    print("-" * len(header))
+    for echo_db in ECHO_OVER_USER_DB:
+        said = [r for r in rows if r["after_backchannel"] and r["level"] == echo_db]
+        stopped = sum(r["false_confirms"] for r in said)
+        confirmed = [r["confirmed_ms"] for r in said if not r["false_confirms"] and r["confirmed_ms"] is not None]
+        print(f"{echo_db:+7.0f}dB | {stopped:20d}/{len(said):<3d}  | {len(confirmed):11d}/{len(said) - stopped:<3d}  | "
+              f"{_pct(confirmed, 50):>8} {_pct(confirmed, 95)}")
 
     quiet = [r for r in rows if r["onset_s"] is None]
     print(f"\nthe device talking, nobody else: {len(quiet)} sessions of {sessions[0].answer_s:.0f} s (four answers, "

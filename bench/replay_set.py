@@ -1,8 +1,8 @@
 """The benchmark's replay set: device answers, user interruptions, echo levels, rooms.
 
 Made once with Piper (the device) and espeak-ng (users) and cached under
-bench/.cache/<digest of the answers>/ (users under <n>-per-answer/; not in git); `make_set()` and
-`make_backchannels()` return the scenarios.
+bench/.cache/<digest of the answers>/ (users under <n>-per-answer/; not in git); `make_set()`,
+`make_backchannels()` and `make_backchannel_then_command()` return the scenarios.
 Echo levels are given as the echo's level at the mic relative to the user's speech, the
 figure that makes barge-in hard. The echo stays at a realistic level (the device's -20
 dBFS through an echo path of 0 dB) and the user gets quieter: a louder echo would clip
@@ -61,6 +61,8 @@ class Scenario:
     """Stretches of the answer where the device plays silence (between a session's answers)."""
     backchannel: bool = False
     """The user only backchannels ("mm-hmm"): the device should duck and carry on."""
+    after_backchannel: bool = False
+    """The user backchannels, then talks to the device (onset_s: of the command)."""
     voice: str = ""
     """The user's espeak-ng voice."""
 
@@ -113,14 +115,16 @@ def session(order: list[int]) -> Scenario:
     return Scenario(name, user_wav, answer_wav, None, seconds, tuple(gaps))
 
 
-def _users(per_answer: int, kind: str, texts: tuple[str, ...], times_seed: int, first_seed: int) -> list[Scenario]:
+def _users(per_answer: int, kind: str, texts: tuple[str, ...], times_seed: int, first_seed: int,
+           befores: tuple[str, ...] = ()) -> list[Scenario]:
     """`per_answer` users over each answer, each with another voice and text, at a random time
     (drawn from `times_seed`; `first_seed` and up seed their room noise). Each `per_answer` has
-    its own folder: the users' voices, texts and times follow from it."""
+    its own folder: the users' voices, texts and times follow from it. With `befores` each
+    user first says one of them, then the text 0.2-1 s later (drawn from their seed)."""
     folder = CACHE / f"{per_answer}-per-answer"
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(times_seed)
-    stem = "user" if kind == "interruption" else kind
+    stem = {"interruption": "user", "backchannel_then_command": "then"}.get(kind, kind)
     out = []
     for a, (answer_wav, seconds) in enumerate(answer_files()):
         for k in range(per_answer):
@@ -130,10 +134,14 @@ def _users(per_answer: int, kind: str, texts: tuple[str, ...], times_seed: int, 
             if not path.exists():
                 voice = USER_VOICES[index % len(USER_VOICES)]
                 text = texts[(index // len(USER_VOICES) + index) % len(texts)]
-                interruption(text, voice, at_s=at_s, total_s=seconds, seed=first_seed + index, kind=kind).save(path)
+                before = befores[index % len(befores)] if befores else None
+                gap_s = float(np.random.default_rng(first_seed + index).uniform(0.2, 1.0)) if befores else 0.0
+                interruption(text, voice, at_s=at_s, total_s=seconds, seed=first_seed + index, kind=kind,
+                             before=before, gap_s=gap_s).save(path)
             sidecar = json.loads(path.with_suffix(".json").read_text())
             out.append(Scenario(f"a{a}-{stem[0]}{index}", path, answer_wav, sidecar["onset_s"], seconds,
-                                backchannel=kind == "backchannel", voice=sidecar["voice"]))
+                                backchannel=kind == "backchannel", after_backchannel=bool(befores),
+                                voice=sidecar["voice"]))
     return out
 
 
@@ -153,3 +161,10 @@ def make_backchannels(per_answer: int = 6) -> list[Scenario]:
     """Users who only backchannel ("mm-hmm") over each answer: by default the device ducks
     and carries on, it does not stop."""
     return _users(per_answer, "backchannel", BACKCHANNELS, times_seed=8, first_seed=300)
+
+
+def make_backchannel_then_command(per_answer: int = 6) -> list[Scenario]:
+    """Users who backchannel and then, 0.2-1 s after it, talk to the device ("Mm-hmm." ...
+    "Wait a second."): the device should carry on through the first and stop for the second."""
+    return _users(per_answer, "backchannel_then_command", INTERRUPTIONS, times_seed=9, first_seed=600,
+                  befores=BACKCHANNELS)

@@ -122,7 +122,7 @@ class Recording:
 
     audio: np.ndarray
     onset_s: float | None
-    kind: str  # interruption, backchannel, none
+    kind: str  # interruption, backchannel, backchannel_then_command, none
     text: str = ""
     voice: str = ""
     extra: dict = field(default_factory=dict)
@@ -137,19 +137,27 @@ class Recording:
 
 def interruption(text: str, voice: tuple[str, int, int], at_s: float, total_s: float,
                  level_dbfs: float = USER_LEVEL_DBFS, noise_dbfs: float | None = -55.0, seed: int = 0,
-                 kind: str = "interruption") -> Recording:
+                 kind: str = "interruption", before: str | None = None, gap_s: float = 0.0) -> Recording:
     """A user who starts talking `at_s` seconds into the device's answer (`kind`
-    "backchannel" when what they say is only "mm-hmm" or the like)."""
+    "backchannel" when what they say is only "mm-hmm" or the like). With `before` they say
+    that first (a backchannel), then `text` `gap_s` after it: the onset is the one of `text`."""
     name, wpm, pitch = voice
     speech = at_level(user_says(text, name, wpm, pitch), level_dbfs)
+    lead_s, extra = 0.0, {"level_dbfs": level_dbfs}
+    if before is not None:
+        first = at_level(user_says(before, name, wpm, pitch), level_dbfs)
+        speech = np.concatenate([first, np.zeros(int(gap_s * RATE_HZ), np.float32), speech])
+        lead_s = len(first) / RATE_HZ + int(gap_s * RATE_HZ) / RATE_HZ
+        extra |= {"before": before, "before_onset_s": round(at_s + (speech_onset_s(first) or 0.0), 4),
+                  "gap_s": round(gap_s, 4)}
     audio = np.zeros(int(total_s * RATE_HZ), dtype=np.float32)
     start = int(at_s * RATE_HZ)
     end = min(len(audio), start + len(speech))
     audio[start:end] = speech[: end - start]
     if noise_dbfs is not None:
         audio += pink_noise(total_s, noise_dbfs, seed)[: len(audio)]
-    onset = at_s + (speech_onset_s(speech) or 0.0)
-    return Recording(audio, round(onset, 4), kind, text, name, {"level_dbfs": level_dbfs})
+    onset = at_s + lead_s + (speech_onset_s(speech[int(lead_s * RATE_HZ) :]) or 0.0)
+    return Recording(audio, round(onset, 4), kind, text, name, extra)
 
 
 def no_user(total_s: float, noise_dbfs: float = -55.0, seed: int = 0) -> Recording:
