@@ -99,6 +99,11 @@ def run_one(job: tuple) -> dict:
     }
 
 
+def _print_header(header: str) -> None:
+    print(header)
+    print("-" * len(header))
+
+
 def _pct(values: list[float], q: float) -> str:
     return f"{np.percentile(values, q):6.0f}" if values else "     -"
 
@@ -145,8 +150,7 @@ def main() -> None:
     header = (f"{'echo-user':>9} | {'recall':>6} | {'tent p50':>8} {'p95':>6} | {'conf p50':>8} {'p95':>6} | "
               f"{'-20dB p50':>9} {'p95':>6} | {'silent p50':>10} {'p95':>6} | onset after {WARM_S:.0f} s: "
               "recalled, conf p50 p95")
-    print(header)
-    print("-" * len(header))
+    _print_header(header)
     for echo_db in ECHO_OVER_USER_DB:
         hit = [r for r in rows if r["interrupt"] and r["level"] == echo_db]
         confirmed = [r["confirmed_ms"] for r in hit if r["confirmed_ms"] is not None]
@@ -168,8 +172,7 @@ def main() -> None:
     print(f"\n{len(backchannels)} users who only backchannel (\"mm-hmm\", \"yeah\"; 6 espeak-ng voices) per echo "
           "level: the device should duck and carry on")
     header = f"{'echo-user':>9} | {'stopped':>7} | {'ducked, carried on':>18} | {'not ducked':>10}"
-    print(header)
-    print("-" * len(header))
+    _print_header(header)
     for echo_db in ECHO_OVER_USER_DB:
         said = [r for r in rows if r["backchannel"] and r["level"] == echo_db]
         stopped = sum(1 for r in said if r["confirmed_ms"] is not None)
@@ -186,8 +189,7 @@ def main() -> None:
     print(f"\n{len(then_commands)} users per echo level who backchannel, then talk to the device 0.2-1 s after it "
           "(\"Mm-hmm.\" ... \"Wait a second.\"); times in ms after the command's onset")
     header = f"{'echo-user':>9} | {'stopped before the command':>26} | {'command confirmed':>17} | {'conf p50':>8} {'p95':>6}"
-    print(header)
-    print("-" * len(header))
+    _print_header(header)
     for echo_db in ECHO_OVER_USER_DB:
         said = [r for r in rows if r["after_backchannel"] and r["level"] == echo_db]
         stopped = sum(r["false_confirms"] for r in said)
