@@ -115,7 +115,9 @@ class BargeInConfig:
     confirm_sure_frames: int = 2
     """Fewer speech frames than confirm_frames confirm when they come in a row with the
     evidence at least confirm_sure_prob in each: a person the classifier is that sure of is
-    not kept waiting for a third frame (not while the canceller is converging)."""
+    not kept waiting for a third frame."""
+    converging_sure_frames: int = 4
+    """The same while the canceller is converging (instead of converging_confirm_frames)."""
     confirm_sure_prob: float = 0.95
     """See confirm_sure_frames (above 1: never)."""
     reject_silence_frames: int = 4
@@ -154,8 +156,9 @@ class BargeInConfig:
                "must be 50..100 ms: shorter clicks, longer sounds like the device is not listening")
         _check(self.confirm_frames >= 1 and self.onset_frames >= 1 and self.converging_confirm_frames >= 1,
                "bargein.confirm_frames", "onset_frames and (converging_)confirm_frames must be at least 1")
-        _check(self.confirm_sure_frames >= 1, "bargein.confirm_sure_frames",
-               "must be at least 1; to turn the rule off set confirm_sure_prob above 1")
+        _check(self.confirm_sure_frames >= 1 and self.converging_sure_frames >= 1, "bargein.confirm_sure_frames",
+               "confirm_sure_frames and converging_sure_frames must be at least 1; to turn the rule off set "
+               "confirm_sure_prob above 1")
         _check(0.0 <= self.preroll_ms <= 1000.0, "bargein.preroll_ms", "must be 0..1000 ms")
         _check(self.forget_backchannel_prob >= 0.0, "bargein.forget_backchannel_prob",
                "must be 0 or more (a probability; above 1 never forgets)")

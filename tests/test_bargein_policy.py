@@ -42,11 +42,13 @@ def test_two_frames_the_classifier_is_sure_of_confirm_without_a_third():
     broken = [(0.1, 0.0)] * 3 + [(0.9, 0.97), (0.9, 0.85), (0.9, 0.97)]
     assert run(BargeInPolicy(cfg), broken)[-1] == (5, "bargein_confirmed", "evidence")
     assert run(BargeInPolicy(cfg), [(0.1, 0.0)] * 3 + [(0.9, 0.9)] * 4)[-1] == (5, "bargein_confirmed", "evidence")
-    # While the canceller is new, the start-up evidence is asked whatever the certainty.
-    cautious = BargeInPolicy(replace(cfg, converging_confirm_frames=8))
-    made = [(i, d.kind) for i, (vad, p) in enumerate(sure + [(0.9, 0.97)] * 6)
-            for d in cautious.update(i * FRAME_S, vad, p, True, cautious=True)]
-    assert made == [(3, "bargein_tentative"), (10, "bargein_confirmed")]
+    # While the canceller is new: more sure frames (converging_sure_frames), still fewer than
+    # the start-up evidence (converging_confirm_frames).
+    for sure_frames, confirmed_at in ((4, 6), (8, 10)):
+        cautious = BargeInPolicy(replace(cfg, converging_confirm_frames=8, converging_sure_frames=sure_frames))
+        made = [(i, d.kind) for i, (vad, p) in enumerate(sure + [(0.9, 0.97)] * 6)
+                for d in cautious.update(i * FRAME_S, vad, p, True, cautious=True)]
+        assert made == [(3, "bargein_tentative"), (confirmed_at, "bargein_confirmed")]
     assert run(BargeInPolicy(CFG), sure)[-1] == (5, "bargein_confirmed", "evidence")  # turned off
 
 

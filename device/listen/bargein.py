@@ -192,8 +192,8 @@ class BargeInPolicy:
                 return []
             decisions.append(tentative)
         if self.phase is Phase.TENTATIVE:
-            needed = self._cfg.converging_confirm_frames if cautious else self._cfg.confirm_frames
-            sure_needed = None if cautious else self._cfg.confirm_sure_frames
+            needed, sure_needed = ((self._cfg.converging_confirm_frames, self._cfg.converging_sure_frames) if cautious
+                                   else (self._cfg.confirm_frames, self._cfg.confirm_sure_frames))
             weighed = self._weigh(frame_start_s, speech, user_prob, talking, needed, sure_needed)
             if weighed is not None:
                 decisions.append(weighed)
@@ -232,7 +232,7 @@ class BargeInPolicy:
         return BargeInDecision("bargein_tentative", self._onset_s)
 
     def _weigh(self, frame_start_s: float, speech: bool, user_prob: float, talking: float,
-               needed: int, sure_needed: int | None) -> BargeInDecision | None:
+               needed: int, sure_needed: int) -> BargeInDecision | None:
         self._frames += 1
         if speech:
             self._silence_run = 0
@@ -242,7 +242,7 @@ class BargeInPolicy:
         else:
             self._silence_run += 1
         self._sure_run = self._sure_run + 1 if speech and user_prob >= self._cfg.confirm_sure_prob else 0
-        if self._evidence >= needed or (sure_needed is not None and self._sure_run >= sure_needed):
+        if self._evidence >= needed or self._sure_run >= sure_needed:
             self.phase = Phase.CONFIRMED
             return BargeInDecision("bargein_confirmed", self._onset_s, "evidence", self._evidence)
         if self._silence_run >= self._cfg.reject_silence_frames:
