@@ -25,7 +25,6 @@ import os
 import platform
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +105,7 @@ def main() -> None:
     print(f"{'model':<24} | " + " | ".join(f"{name:>14}" for name in names) + f" | {'all':>10}")
     with ProcessPoolExecutor(args.jobs) as pool:
         for model in args.model or [None]:
-            hits = list(pool.map(partial(stopped, model=model), cases, chunksize=4))
+            hits = list(pool.map(functools.partial(stopped, model=model), cases, chunksize=4))
             per = [sum(hit for hit, case in zip(hits, cases) if case[0] == path) for path in paths]
             print(f"{model.name if model else 'shipped':<24} | " + " | ".join(f"{n:>8d} / {each}" for n in per)
                   + f" | {sum(hits):>4d} / {len(hits)}")

@@ -99,6 +99,11 @@ def run_one(job: tuple) -> dict:
     }
 
 
+def _by_level(rows: list[dict], kind: str) -> list[tuple[float, list[dict]]]:
+    """(echo over the user, the replays of users of `kind` at that level) for each echo level."""
+    return [(echo_db, [r for r in rows if r[kind] and r["level"] == echo_db]) for echo_db in ECHO_OVER_USER_DB]
+
+
 def _print_header(header: str) -> None:
     print(header)
     print("-" * len(header))
@@ -151,8 +156,7 @@ def main() -> None:
               f"{'-20dB p50':>9} {'p95':>6} | {'silent p50':>10} {'p95':>6} | onset after {WARM_S:.0f} s: "
               "recalled, conf p50 p95")
     _print_header(header)
-    for echo_db in ECHO_OVER_USER_DB:
-        hit = [r for r in rows if r["interrupt"] and r["level"] == echo_db]
+    for echo_db, hit in _by_level(rows, "interrupt"):
         confirmed = [r["confirmed_ms"] for r in hit if r["confirmed_ms"] is not None]
         tentative = [r["tentative_ms"] for r in hit if r["tentative_ms"] is not None]
         minus20 = [r["minus20_ms"] for r in hit if r["minus20_ms"] is not None]
@@ -173,8 +177,7 @@ def main() -> None:
           "level: the device should duck and carry on")
     header = f"{'echo-user':>9} | {'stopped':>7} | {'ducked, carried on':>18} | {'not ducked':>10}"
     _print_header(header)
-    for echo_db in ECHO_OVER_USER_DB:
-        said = [r for r in rows if r["backchannel"] and r["level"] == echo_db]
+    for echo_db, said in _by_level(rows, "backchannel"):
         stopped = sum(1 for r in said if r["confirmed_ms"] is not None)
         ducked = sum(1 for r in said if r["confirmed_ms"] is None and r["tentative_ms"] is not None)
         print(f"{echo_db:+7.0f}dB | {stopped:3d}/{len(said):<3d} | {ducked:14d}/{len(said):<3d} | "
@@ -190,8 +193,7 @@ def main() -> None:
           "(\"Mm-hmm.\" ... \"Wait a second.\"); times in ms after the command's onset")
     header = f"{'echo-user':>9} | {'stopped before the command':>26} | {'command confirmed':>17} | {'conf p50':>8} {'p95':>6}"
     _print_header(header)
-    for echo_db in ECHO_OVER_USER_DB:
-        said = [r for r in rows if r["after_backchannel"] and r["level"] == echo_db]
+    for echo_db, said in _by_level(rows, "after_backchannel"):
         stopped = sum(r["false_confirms"] for r in said)
         confirmed = [r["confirmed_ms"] for r in said if not r["false_confirms"] and r["confirmed_ms"] is not None]
         print(f"{echo_db:+7.0f}dB | {stopped:20d}/{len(said):<3d}  | {len(confirmed):11d}/{len(said) - stopped:<3d}  | "

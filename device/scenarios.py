@@ -143,11 +143,11 @@ def interruption(text: str, voice: tuple[str, int, int], at_s: float, total_s: f
     that first (a backchannel), then `text` `gap_s` after it: the onset is the one of `text`."""
     name, wpm, pitch = voice
     speech = at_level(user_says(text, name, wpm, pitch), level_dbfs)
-    lead_s, extra = 0.0, {"level_dbfs": level_dbfs}
+    lead, extra = 0, {"level_dbfs": level_dbfs}  # lead: samples before `text` starts
     if before is not None:
         first = at_level(user_says(before, name, wpm, pitch), level_dbfs)
-        speech = np.concatenate([first, np.zeros(int(gap_s * RATE_HZ), np.float32), speech])
-        lead_s = len(first) / RATE_HZ + int(gap_s * RATE_HZ) / RATE_HZ
+        lead = len(first) + int(gap_s * RATE_HZ)
+        speech = np.concatenate([first, np.zeros(lead - len(first), np.float32), speech])
         extra |= {"before": before, "before_onset_s": round(at_s + (speech_onset_s(first) or 0.0), 4),
                   "gap_s": round(gap_s, 4)}
     audio = np.zeros(int(total_s * RATE_HZ), dtype=np.float32)
@@ -156,7 +156,7 @@ def interruption(text: str, voice: tuple[str, int, int], at_s: float, total_s: f
     audio[start:end] = speech[: end - start]
     if noise_dbfs is not None:
         audio += pink_noise(total_s, noise_dbfs, seed)[: len(audio)]
-    onset = at_s + lead_s + (speech_onset_s(speech[int(lead_s * RATE_HZ) :]) or 0.0)
+    onset = at_s + lead / RATE_HZ + (speech_onset_s(speech[lead:]) or 0.0)
     return Recording(audio, round(onset, 4), kind, text, name, extra)
 
 
