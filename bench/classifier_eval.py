@@ -122,7 +122,8 @@ def stack_rule(scene: dict, config, model: Path, ducks: list[int] | None = None,
         playing = bool(scene["ref_active"][i])
         cautious = convergence.update(playing)
         decisions = policy.update(i * FRAME_S, float(frame[VAD_INDEX]), evidence, True, cautious=cautious,
-                                  talking_prob=classifier.p_talking, playing=playing)
+                                  talking_prob=classifier.p_talking, playing=playing,
+                                  level_db=classifier.unexplained_db)
         what = memory.update(decisions, float(frame[VAD_INDEX]), classifier.p_talking, classifier.p_backchannel)
         if what is not None:
             forget(classifier, what)

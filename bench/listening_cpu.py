@@ -60,7 +60,8 @@ def main() -> None:
         q = stack.evidence.update(m, clean, lined_up, p, True)
         t4 = time.thread_time()
         stack.segmenter.update(i * 0.032, p)
-        stack.policy.update(i * 0.032, p, q, True, talking_prob=getattr(stack.evidence, "p_talking", None))
+        stack.policy.update(i * 0.032, p, q, True, talking_prob=getattr(stack.evidence, "p_talking", None),
+                            level_db=getattr(stack.evidence, "unexplained_db", None))
         t5 = time.thread_time()
         for name, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
             stages[name] += dt

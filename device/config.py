@@ -132,6 +132,22 @@ class BargeInConfig:
     much is forgotten: the classifier goes back to its state from before the sound, so the
     person who talks next ("mm-hmm ... wait, stop") is heard as soon as if it had not
     happened (above 1: never; after silence it then starts afresh, as after a knock)."""
+    transient_jump_db: float = 15.0
+    """A knock: the sound that opened a barge-in, or its loudest frame since, rose at least this
+    much above the two frames before it (energy in the cancelled mic that the echo does not
+    explain), and is now dying away: transient_decay_db or more below that frame, not risen
+    again by transient_rise_db. Its frames' evidence is held back (not when the classifier is
+    confirm_sure_prob sure of a person): it counts once the sound rises again, or when the
+    classifier still hears a person after transient_hold_frames of them; if the classifier
+    stops hearing one first, all the evidence so far is dropped. A knock is loud at once and
+    then only fades, a voice rises again with each syllable (MODEL_CARD.md, "Knocks";
+    inf: never)."""
+    transient_decay_db: float = 6.0
+    """See transient_jump_db."""
+    transient_rise_db: float = 3.0
+    """See transient_jump_db."""
+    transient_hold_frames: int = 2
+    """See transient_jump_db."""
     rejoin_ms: float = 600.0
     """A new tentative barge-in this soon after rejecting one with evidence of a person
     (a frame counted towards confirmation) keeps the rejected one's onset (likely the same
@@ -162,6 +178,9 @@ class BargeInConfig:
         _check(0.0 <= self.preroll_ms <= 1000.0, "bargein.preroll_ms", "must be 0..1000 ms")
         _check(self.forget_backchannel_prob >= 0.0, "bargein.forget_backchannel_prob",
                "must be 0 or more (a probability; above 1 never forgets)")
+        _check(self.transient_decay_db > 0.0 and self.transient_rise_db > 0.0 and self.transient_hold_frames >= 1,
+               "bargein.transient_decay_db", "transient_decay_db and transient_rise_db must be above 0 dB and "
+               "transient_hold_frames at least 1; to turn the rule off set transient_jump_db = inf")
         _check(self.speech_talking_echo_ms >= 0.0, "bargein.speech_talking_echo_ms",
                "must be 0 ms or more (how long the echo lingers after the device stops playing)")
 

@@ -52,6 +52,56 @@ def test_two_frames_the_classifier_is_sure_of_confirm_without_a_third():
     assert run(BargeInPolicy(CFG), sure)[-1] == (5, "bargein_confirmed", "evidence")  # turned off
 
 
+def run_levels(policy, frames):
+    """frames: list of (vad, p_user, level dB beyond the predicted echo) -> [(frame, kind)]."""
+    return [(i, d.kind) for i, (vad, p, level) in enumerate(frames)
+            for d in policy.update(i * FRAME_S, vad, p, True, talking_prob=p, level_db=level)]
+
+
+BEFORE_A_SOUND = [(0.1, 0.0, 0.0)] * 4
+
+
+def test_a_knock_dying_away_is_not_a_person():
+    # Loud at once (28 dB above the frames before it), then only fading. The classifier's 0.9
+    # for its first three frames (below confirm_sure_prob) would confirm it; the third is
+    # dying away, so it is held back, and when the classifier gives up on the next frame
+    # the evidence of the first two goes too.
+    knock = BEFORE_A_SOUND + [(0.9, 0.9, 20.0), (0.9, 0.9, 28.0), (0.9, 0.9, 19.0), (0.9, 0.3, 14.0),
+                              (0.9, 0.2, 12.0), (0.9, 0.1, 6.0), (0.9, 0.1, 2.0)] + [(0.1, 0.0, 0.0)] * 6
+    cfg = replace(CFG, confirm_sure_prob=0.95)
+    assert run_levels(BargeInPolicy(cfg), knock) == [(4, "bargein_tentative"), (14, "bargein_rejected")]
+    # Without the levels, or with the rule off, the same probabilities confirm it.
+    assert run(BargeInPolicy(cfg), [(v, p) for v, p, _ in knock])[:2] == [
+        (4, "bargein_tentative", ""), (6, "bargein_confirmed", "evidence")]
+    off = replace(cfg, transient_jump_db=float("inf"))
+    assert run_levels(BargeInPolicy(off), knock)[:2] == [(4, "bargein_tentative"), (6, "bargein_confirmed")]
+    # Two knocks in a burst: each dies away, their frames never add up to a person.
+    burst = knock[:9] + [(0.9, 0.9, 25.0), (0.9, 0.9, 16.0), (0.9, 0.3, 11.0)] + [(0.1, 0.0, 0.0)] * 6
+    assert [k for _, k in run_levels(BargeInPolicy(cfg), burst)] == ["bargein_tentative", "bargein_rejected"]
+    # A classifier sure of a person (>= confirm_sure_prob) is believed even while it fades.
+    sure = [(v, 0.97 if p == 0.9 else p, level) for v, p, level in knock]
+    assert run_levels(BargeInPolicy(cfg), sure)[:2] == [(4, "bargein_tentative"), (5, "bargein_confirmed")]
+
+
+def test_a_voice_that_starts_loud_is_confirmed_when_it_rises_again_or_goes_on():
+    # "Okay, ...": as sudden as a knock and 6.6 dB down in its third frame, so frames 6 and 7
+    # are held back; the next syllable rises again (transient_rise_db) and they count.
+    voice = BEFORE_A_SOUND + [(0.9, 0.9, 28.0), (0.9, 0.9, 32.0), (0.9, 0.9, 25.4), (0.9, 0.9, 24.0),
+                              (0.9, 0.9, 27.5), (0.9, 0.9, 29.0)] + [(0.9, 0.9, 28.0)] * 4
+    cfg = replace(CFG, confirm_sure_prob=0.95)
+    assert run_levels(BargeInPolicy(cfg), voice) == [(4, "bargein_tentative"), (8, "bargein_confirmed")]
+    # Fading on, with the classifier hearing a person throughout: it counts after
+    # transient_hold_frames.
+    fading = BEFORE_A_SOUND + [(0.9, 0.9, 28.0), (0.9, 0.9, 32.0), (0.9, 0.9, 25.0), (0.9, 0.9, 23.0),
+                               (0.9, 0.9, 22.0), (0.9, 0.9, 21.0)]
+    assert run_levels(BargeInPolicy(cfg), fading) == [(4, "bargein_tentative"), (8, "bargein_confirmed")]
+    assert run_levels(BargeInPolicy(replace(cfg, transient_hold_frames=3)), fading)[-1] == (9, "bargein_confirmed")
+    # A voice that rises gradually never counts as a knock.
+    gradual = BEFORE_A_SOUND + [(0.9, 0.9, 6.0), (0.9, 0.9, 14.0), (0.9, 0.9, 20.0), (0.9, 0.9, 12.0)] + [
+        (0.9, 0.9, 10.0)] * 3
+    assert run_levels(BargeInPolicy(cfg), gradual) == [(4, "bargein_tentative"), (6, "bargein_confirmed")]
+
+
 def test_one_frame_enough_confirms_in_the_same_frame():
     policy = BargeInPolicy(replace(CFG, confirm_frames=1))
     assert run(policy, [(0.9, 0.9)]) == [(0, "bargein_tentative", ""), (0, "bargein_confirmed", "evidence")]

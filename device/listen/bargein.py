@@ -127,6 +127,43 @@ class EvidenceMemory:
         return forget
 
 
+class TransientWatch:
+    """Whether the sound of a tentative barge-in is a knock dying away. Pure, frame by frame.
+
+    Fed the energy (dB) in the cancelled mic that the echo does not explain. A knock, a
+    clap or a dropped spoon is loud in its first frame, well above the frames before it,
+    and from then on only fades with the room's reverberation; a voice is loud too, but
+    rises again with the next syllable. The classifier takes the first frames of a knock
+    for a person often enough to confirm one (MODEL_CARD.md, "Knocks"), and this is the
+    shape it does not see. See BargeInConfig.transient_jump_db.
+    """
+
+    def __init__(self, config: BargeInConfig) -> None:
+        self._cfg = config
+        self._recent: list[float] = []  # the levels of the last two frames
+        self._peak: float | None = None  # the loudest frame of the sound weighed, or of its latest rise
+        self._peak_jump = 0.0  # how far that frame rose above the two before it
+        self._trough = 0.0  # the quietest frame since that peak
+
+    def end(self) -> None:
+        """The barge-in under way, if any, is decided."""
+        self._peak = None
+
+    def update(self, level_db: float, weighing: bool) -> bool:
+        """One frame's level; `weighing`: a tentative barge-in was under way before it.
+        Returns whether this frame belongs to a knock dying away."""
+        jump = level_db - min(self._recent) if len(self._recent) == 2 else 0.0
+        self._recent = [*self._recent[-1:], level_db]
+        if not weighing or self._peak is None:
+            # the frame that may open a barge-in: the sound's first peak
+            self._peak, self._peak_jump, self._trough = level_db, jump, level_db
+            return False
+        self._trough = min(self._trough, level_db)
+        if level_db > self._peak or level_db - self._trough >= self._cfg.transient_rise_db:
+            self._peak, self._peak_jump, self._trough = level_db, jump, level_db
+        return self._peak_jump >= self._cfg.transient_jump_db and level_db < self._peak - self._cfg.transient_decay_db
+
+
 class BargeInPolicy:
     """The state machine of one barge-in at a time."""
 
@@ -134,6 +171,7 @@ class BargeInPolicy:
         self._cfg = config
         self._max_tentative_frames = max(1, math.ceil(config.max_tentative_ms / 1000 / FRAME_S))
         self._echo_frames = math.ceil(config.speech_talking_echo_ms / 1000 / FRAME_S)
+        self._transient = TransientWatch(config)
         self.reset()
 
     def reset(self) -> None:
@@ -144,6 +182,7 @@ class BargeInPolicy:
         self._rejected_onset_s: float | None = None
         self._rejected_at_s = 0.0
         self._reset_counts()
+        self._transient.end()
 
     def _reset_counts(self) -> None:
         self._onset_run = 0
@@ -152,6 +191,7 @@ class BargeInPolicy:
         self._silence_run = 0
         self._weak_run = 0
         self._sure_run = 0
+        self._held = 0
         self._frames = 0
 
     @property
@@ -161,7 +201,7 @@ class BargeInPolicy:
 
     def update(self, frame_start_s: float, vad_prob: float, user_prob: float, active: bool,
                cautious: bool = False, talking_prob: float | None = None,
-               playing: bool = True) -> list[BargeInDecision]:
+               playing: bool = True, level_db: float | None = None) -> list[BargeInDecision]:
         """Feed one frame; `active` is whether the device is speaking or thinking;
         `cautious` while the echo canceller is still converging (more evidence needed);
         `talking_prob` (default: `user_prob`) whether anyone, a backchannel included, talks:
@@ -170,10 +210,13 @@ class BargeInPolicy:
         `playing`: whether the device's voice is in this frame (the reference lined up with its
         echo); without it, a moment after it, the classifier overrules the VAD only when the
         VAD hears something too (config speech_talking_echo_ms, speech_talking_min_vad).
+        `level_db`: the energy in the cancelled mic the echo does not explain, for telling a
+        knock from a voice (TransientWatch; None: the evidence source gives none, no such rule).
 
         Returns the decisions this frame made: none, one, or a tentative and its
         confirmation together when a single frame is enough evidence.
         """
+        dying_away = level_db is not None and self._transient.update(level_db, self.phase is Phase.TENTATIVE)
         if not active:
             self.reset()
             return []
@@ -194,7 +237,7 @@ class BargeInPolicy:
         if self.phase is Phase.TENTATIVE:
             needed, sure_needed = ((self._cfg.converging_confirm_frames, self._cfg.converging_sure_frames) if cautious
                                    else (self._cfg.confirm_frames, self._cfg.confirm_sure_frames))
-            weighed = self._weigh(frame_start_s, speech, user_prob, talking, needed, sure_needed)
+            weighed = self._weigh(frame_start_s, speech, user_prob, talking, needed, sure_needed, dying_away)
             if weighed is not None:
                 decisions.append(weighed)
         return decisions  # CONFIRMED: latched until the device goes inactive
@@ -228,22 +271,37 @@ class BargeInPolicy:
         self._silence_run = 0
         self._weak_run = 0
         self._sure_run = 0
+        self._held = 0
         self._evidence = 0
         return BargeInDecision("bargein_tentative", self._onset_s)
 
     def _weigh(self, frame_start_s: float, speech: bool, user_prob: float, talking: float,
-               needed: int, sure_needed: int) -> BargeInDecision | None:
+               needed: int, sure_needed: int, dying_away: bool) -> BargeInDecision | None:
         self._frames += 1
+        # The frames of a sound dying away like a knock are held back: they count once the
+        # sound rises again, or the classifier has heard a person through transient_hold_frames
+        # of them. If it stops hearing one first, it was a knock, and what its first frames
+        # seemed to say is dropped too.
         if speech:
             self._silence_run = 0
             if user_prob >= self._cfg.confirm_user_prob:
-                self._evidence += 1
+                if (dying_away and user_prob < self._cfg.confirm_sure_prob
+                        and self._held < self._cfg.transient_hold_frames):
+                    self._held += 1
+                else:
+                    self._evidence += self._held + 1
+                    self._held = 0
+            elif self._held:
+                self._evidence = self._held = 0
             self._weak_run = 0 if talking >= self._cfg.tentative_user_prob else self._weak_run + 1
         else:
             self._silence_run += 1
+            if self._held:
+                self._evidence = self._held = 0
         self._sure_run = self._sure_run + 1 if speech and user_prob >= self._cfg.confirm_sure_prob else 0
         if self._evidence >= needed or self._sure_run >= sure_needed:
             self.phase = Phase.CONFIRMED
+            self._transient.end()
             return BargeInDecision("bargein_confirmed", self._onset_s, "evidence", self._evidence)
         if self._silence_run >= self._cfg.reject_silence_frames:
             return self._reject("silence", frame_start_s)
@@ -258,6 +316,7 @@ class BargeInPolicy:
         self._rejected_onset_s = self._onset_s if self._evidence > 0 else None
         self._rejected_at_s = frame_start_s
         self.phase = Phase.WATCHING
+        self._transient.end()
         self._rearmed = reason == "silence"  # after echo or timeout the sound is still going
         self._reset_counts()
         return decision

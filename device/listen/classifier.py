@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
-from .features import FEATURES, FeatureExtractor
+from .features import FEATURES, FeatureExtractor, unexplained_db
 from .vad import onnx_session
 
 NONE, PERSON, BACKCHANNEL = 0, 1, 2
@@ -41,6 +41,8 @@ class BargeInClassifier:
     def reset(self) -> None:
         """Forget everything heard so far, the residual-echo model too (a new stream)."""
         self._features.reset()
+        self.unexplained_db: float | None = None
+        """The last frame's energy beyond the predicted echo, dB (features.unexplained_db)."""
         self.restart()
 
     @property
@@ -89,6 +91,7 @@ class BargeInClassifier:
     def update_features(self, features: np.ndarray) -> float:
         """Feed one frame's features (device/listen/features.py); returns the evidence."""
         self._input[0, 0] = features
+        self.unexplained_db = unexplained_db(features)
         self._past.append(self._state)  # run() returns a new state array: no copy needed
         probs, self._state = self._session.run(None, {"features": self._input, "state": self._state})
         self.probabilities = probs[0, 0]

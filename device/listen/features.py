@@ -32,11 +32,19 @@ MEL_BANDS = 24
 FEATURES = 5 * MEL_BANDS + 2
 VAD_INDEX = FEATURES - 1
 MARGIN_INDEX = FEATURES - 2
+UNEXPLAINED = slice(4 * MEL_BANDS, 5 * MEL_BANDS)
 _FLOOR = 1e-9
 MIC_FLOOR = -5.0
 """Lowest log-mel value of the mic features. A real mic always hears some noise (the
 quietest fan in the training data gives about -5), but digital silence from a muted or
 simulated mic would give -9, far outside anything the model was trained on."""
+
+
+def unexplained_db(features: np.ndarray) -> float:
+    """Energy (dB) of one frame's features in the cancelled mic beyond the predicted echo: what
+    a person, a knock or a TV adds to the device's own voice (the barge-in policy's
+    TransientWatch)."""
+    return float(10.0 * np.log10(np.sum(10.0 ** features[UNEXPLAINED].astype(np.float64))))
 
 
 def mel_filterbank(bands: int = MEL_BANDS, n_fft: int = FRAME_SAMPLES, rate_hz: int = SAMPLE_RATE_HZ,
@@ -94,7 +102,7 @@ class FeatureExtractor:
         expected = self._residual.expected
         out[3 * MEL_BANDS : 4 * MEL_BANDS] = np.maximum(np.log10(expected @ self._residual_bank_t + _FLOOR), MIC_FLOOR)
         unexplained = np.maximum(power[1, self._bins] - expected, 0.0)
-        out[4 * MEL_BANDS : 5 * MEL_BANDS] = np.maximum(np.log10(unexplained @ self._residual_bank_t + _FLOOR),
+        out[UNEXPLAINED] = np.maximum(np.log10(unexplained @ self._residual_bank_t + _FLOOR),
                                                         MIC_FLOOR)
         out[MARGIN_INDEX] = min(5.0, max(-5.0, self._residual.margin_db / 10.0))
         out[VAD_INDEX] = vad_prob

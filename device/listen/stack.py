@@ -155,7 +155,8 @@ class ListeningStack:
         talking_prob = getattr(self.evidence, "p_talking", None)
         p_backchannel = getattr(self.evidence, "p_backchannel", 0.0)
         decisions = self.policy.update(start_s, vad_prob, user_prob, active, cautious=self._converging(playing),
-                                       talking_prob=talking_prob, playing=playing)
+                                       talking_prob=talking_prob, playing=playing,
+                                       level_db=getattr(self.evidence, "unexplained_db", None))
         what = self.memory.update(decisions, vad_prob, user_prob if talking_prob is None else talking_prob,
                                   p_backchannel)
         if what is not None:
