@@ -99,6 +99,22 @@ def test_a_sound_then_a_person_is_drawn_like_any_scenario_and_leaves_the_others_
     assert plain == gen.draw("test", 304000, "interruption")
 
 
+def test_knocks_in_a_room_reverberate_and_dry_ones_do_not():
+    import numpy as np
+
+    gen = tool("generate")
+    dry = gen.knocks(1.0, np.random.default_rng(5))
+    assert np.array_equal(gen.knocks(1.0, np.random.default_rng(5), np.ones(1, np.float32)), dry)
+    t = np.arange(int(0.4 * gen.RATE))
+    room = (np.exp(-t / (0.4 * gen.RATE / 6.9)) * np.random.default_rng(1).standard_normal(len(t))).astype(np.float32)
+    room[0] = 4.0  # the direct sound, then 0.4 s of reverberation
+    wet = gen.knocks(1.0, np.random.default_rng(5), room)
+    assert len(wet) == len(dry) and np.abs(wet).max() == np.abs(dry).max() == 1.0
+    assert np.mean(np.abs(wet) > 0.01) > 1.3 * np.mean(np.abs(dry) > 0.01)  # the room sustains them
+    # The kind is drawn like the mixed knocks of the same index, for extra shards only.
+    assert gen.draw("test", 325000, gen.ROOM_KNOCKS).room == gen.draw("test", 325000, "knocks").room
+
+
 def test_a_backchannel_and_then_a_person_are_labelled_where_each_talks():
     import numpy as np
 

@@ -34,10 +34,14 @@ held_out+=",test-304000"
 gen --split test --count 900 --start 320000
 gen --split test --count 300 --start 323000 --kind knocks
 gen --split test --count 200 --start 324000 --kind sound_then_person
+# Knocks heard through the room (the training data's knocks are dry; MODEL_CARD.md, "Knocks
+# in a room"): held out, evaluated on their own.
+gen --split test --count 300 --start 325000 --kind room_knocks
 .venv/bin/python models/bargein/train.py
 .venv/bin/python bench/classifier_eval.py --split val --sweep
 .venv/bin/python bench/classifier_eval.py --split "$held_out"
 .venv/bin/python bench/classifier_eval.py --split test-320000,test-323000,test-324000
+.venv/bin/python bench/classifier_eval.py --split test-325000
 # The device's closed loop (the whole device, ducking as it does, its own answers over room
 # noise): the open loop above has disagreed with it about retrained models (MODEL_CARD.md),
 # so compare both with the shipped model's before committing a new one.
