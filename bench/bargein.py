@@ -15,7 +15,8 @@ tens of milliseconds that the delay tracker has to find). Users who only backcha
 ("mm-hmm", "yeah"), per echo level, give how often the device stopped for them instead of
 ducking and carrying on (the default, `bargein.backchannels = "resume"`); users who
 backchannel and then, 0.2-1 s later, talk to the device, how often the backchannel stopped
-it and how soon the command after it did. Prints figures; asserts nothing about time.
+it and how soon the command after it did. Sessions with knocks in them, dry and through a
+room, give false confirmations per hour again. Prints figures; asserts nothing about time.
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models" / "bargein"))
 
-from replay_set import (ECHO_OVER_USER_DB, NOISE_IN_RECORDINGS_DBFS, make_backchannel_then_command,  # noqa: E402
-                        make_backchannels, make_set, session, user_gain_for)
+from replay_set import (ECHO_OVER_USER_DB, KNOCK_DIRECT_DB, KNOCK_PEAK_DBFS, KNOCK_ROOM_RT60_S,  # noqa: E402
+                        NOISE_IN_RECORDINGS_DBFS,
+                        knock_session, make_backchannel_then_command, make_backchannels, make_set, session,
+                        user_gain_for)
 
 from device.config import Config, load_config, with_overrides  # noqa: E402
 from device.listen.stack import ListeningStack, load_evidence  # noqa: E402
@@ -81,6 +84,7 @@ def run_one(job: tuple) -> dict:
         "interrupt": scenario.onset_s is not None and not scenario.backchannel and not scenario.after_backchannel,
         "backchannel": scenario.backchannel,
         "after_backchannel": scenario.after_backchannel,
+        "knocks": scenario.knocks,
         "voice": scenario.voice,
         "answer_s": scenario.answer_s,
         "tentative_ms": result.after_onset_ms(result.tentative_s),
@@ -142,6 +146,12 @@ def main() -> None:
                 for room in ROOMS[:1] if args.quick else ROOMS:
                     seed = 1000 + 10 * i + ROOMS.index(room)
                     jobs.append((args.config, args.model, scenario, noise_dbfs, room, seed, delay_ms))
+    knocking = [knock_session(order, where) for order in SESSION_ORDERS[:1 if args.quick else None]
+                for where in ("dry", *KNOCK_DIRECT_DB)]
+    for i, scenario in enumerate(knocking):
+        for room in ROOMS[:1] if args.quick else ROOMS:
+            seed = 1500 + 10 * i + ROOMS.index(room)
+            jobs.append((args.config, args.model, scenario, NOISE_IN_RECORDINGS_DBFS, room, seed, None))
     started = time.perf_counter()
     with ProcessPoolExecutor(args.jobs) as pool:
         rows = list(pool.map(run_one, jobs))
@@ -199,7 +209,7 @@ def main() -> None:
         print(f"{echo_db:+7.0f}dB | {stopped:20d}/{len(said):<3d}  | {len(confirmed):11d}/{len(said) - stopped:<3d}  | "
               f"{_pct(confirmed, 50):>8} {_pct(confirmed, 95)}")
 
-    quiet = [r for r in rows if r["onset_s"] is None]
+    quiet = [r for r in rows if r["onset_s"] is None and not r["knocks"]]
     print(f"\nthe device talking, nobody else: {len(quiet)} sessions of {sessions[0].answer_s:.0f} s (four answers, "
           "one echo canceller each); 'ducks' are tentative barge-ins (audible dips), 'false conf' the device "
           "interrupting itself; a session ends at its first one")
@@ -219,6 +229,23 @@ def main() -> None:
                   f"{sum(r['false_tentatives'] for r in group) / hours:7.0f} | "
                   f"{sum(r['warm_false_confirms'] for r in group) / warm_hours:6.1f} "
                   f"({sum(r['warm_false_confirms'] for r in group)}) in {warm_hours * 60:.1f} min")
+
+    knocked = [r for r in rows if r["knocks"]]
+    print(f"\nknocks while the device talks, nobody else: {len(knocked)} sessions like those above (room noise "
+          f"{NOISE_IN_RECORDINGS_DBFS:.0f} dBFS), a burst of 3-11 knocks every 3-6 s, peaks {KNOCK_PEAK_DBFS[0]:.0f} "
+          f"to {KNOCK_PEAK_DBFS[1]:.0f} dBFS (the device's echo: -20 dBFS rms); the same bursts dry and "
+          f"through a room (RT60 {KNOCK_ROOM_RT60_S} s; near: the direct sound as loud as the reverberation, far: "
+          f"{-KNOCK_DIRECT_DB['far']:.0f} dB under it); a session ends at its first false confirmation")
+    header = f"{'knocks':>15} | {'device speech':>13} | {'false conf/h':>12} | {'ducks/h':>7} | sessions interrupted"
+    _print_header(header)
+    for where, title in (("dry", "dry"), ("near", "room, near"), ("far", "room, far")):
+        group = [r for r in knocked if r["knocks"] == where]
+        if not group:
+            continue
+        hours = sum(r["exposure_s"] for r in group) / 3600
+        confirms = sum(r["false_confirms"] for r in group)
+        print(f"{title:>15} | {hours * 60:9.1f} min | {confirms / hours:8.1f} ({confirms:2d}) | "
+              f"{sum(r['false_tentatives'] for r in group) / hours:7.0f} | {confirms}/{len(group)}")
 
 
 if __name__ == "__main__":

@@ -65,6 +65,8 @@ class Scenario:
     """The user backchannels, then talks to the device (onset_s: of the command)."""
     voice: str = ""
     """The user's espeak-ng voice."""
+    knocks: str = ""
+    """Nobody talks, but there are knocks: "dry", or through a room, "near" or "far"."""
 
     def speech_s(self, until_s: float) -> float:
         """Seconds of device speech from the start until `until_s`."""
@@ -113,6 +115,48 @@ def session(order: list[int]) -> Scenario:
     if not user_wav.exists():
         no_user(seconds, noise_dbfs=NOISE_IN_RECORDINGS_DBFS, seed=200 + int(name[len('session'):])).save(user_wav)
     return Scenario(name, user_wav, answer_wav, None, seconds, tuple(gaps))
+
+
+KNOCK_PEAK_DBFS = (-20.0, -10.0)
+"""Peaks of the knock bursts at the mic (the device's echo is at -20 dBFS rms)."""
+KNOCK_ROOM_RT60_S = 0.4
+KNOCK_DIRECT_DB = {"near": 0.0, "far": -9.0}
+"""Where the knocks are: the direct sound as loud as the room's reverberation (a knock on
+the table the device stands on, a metre or two away) or 9 dB under it (a door across the room)."""
+
+
+def room_response(rt60_s: float, direct_db: float, seed: int) -> np.ndarray:
+    """A made-up impulse response: a tail of noise decaying by 60 dB in `rt60_s`, and the
+    direct sound `direct_db` above all of it."""
+    n = round(rt60_s * RATE_HZ)
+    response = np.exp(-np.arange(n) / (n / 6.9)) * np.random.default_rng(seed).standard_normal(n)
+    response[0] = np.sqrt(np.sum(response[1:] ** 2)) * 10 ** (direct_db / 20)
+    return response.astype(np.float32)
+
+
+def knock_session(order: list[int], where: str) -> Scenario:
+    """session(order) with knocks instead of silence from the room: a burst of 3-11 knocks,
+    taps or clatter (models/bargein/generate.py's knocks()) every 3-6 s, `where` "dry" or
+    through room_response(), "near" or "far" (KNOCK_DIRECT_DB). All draw the same bursts at
+    the same times and levels. The classifier trained on dry knocks only (MODEL_CARD.md,
+    "Knocks in a room")."""
+    from generate import knocks  # models/bargein/ on the path, as bench/bargein.py puts it
+
+    base = session(order)
+    name = f"{base.name}-knocks-{where}"
+    user_wav = CACHE / f"{name}.wav"
+    if not user_wav.exists():
+        rng = np.random.default_rng(400 + int("".join(str(i) for i in order)))
+        response = None if where == "dry" else room_response(KNOCK_ROOM_RT60_S, KNOCK_DIRECT_DB[where], seed=401)
+        audio = read_wav(base.user_wav).mono().copy()
+        at_s = float(rng.uniform(1.0, 4.0))
+        while at_s < base.answer_s - 1.0:
+            burst = knocks(1.0, rng, response) * np.float32(10 ** (rng.uniform(*KNOCK_PEAK_DBFS) / 20))
+            start = round(at_s * RATE_HZ)
+            audio[start : start + len(burst)] += burst[: len(audio) - start]
+            at_s += float(rng.uniform(3.0, 6.0))
+        write_wav(user_wav, audio, RATE_HZ)
+    return Scenario(name, user_wav, base.answer_wav, None, base.answer_s, base.silent_spans, knocks=where)
 
 
 def _users(per_answer: int, kind: str, texts: tuple[str, ...], times_seed: int, first_seed: int,
