@@ -37,9 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models" / "bargein"))
 
 from replay_set import (ECHO_OVER_USER_DB, KNOCK_DIRECT_DB, KNOCK_PEAK_DBFS, KNOCK_ROOM_RT60_S,  # noqa: E402
-                        NOISE_IN_RECORDINGS_DBFS,
-                        knock_session, make_backchannel_then_command, make_backchannels, make_set, session,
-                        user_gain_for)
+                        NOISE_IN_RECORDINGS_DBFS, knock_session, make_backchannel_then_command, make_backchannels,
+                        make_set, session, user_gain_for)
 
 from device.config import Config, load_config, with_overrides  # noqa: E402
 from device.listen.stack import ListeningStack, load_evidence  # noqa: E402

@@ -135,7 +135,9 @@ class TransientWatch:
     and from then on only fades with the room's reverberation; a voice is loud too, but
     rises again with the next syllable. The classifier takes the first frames of a knock
     for a person often enough to confirm one (MODEL_CARD.md, "Knocks"), and this is the
-    shape it does not see. See BargeInConfig.transient_jump_db.
+    shape it does not see. A clatter of knocks, or one that the room's reverberation keeps
+    up for three frames, passes: that takes the model ("Knocks in a room"). See
+    BargeInConfig.transient_jump_db.
     """
 
     def __init__(self, config: BargeInConfig) -> None:

@@ -102,8 +102,7 @@ class FeatureExtractor:
         expected = self._residual.expected
         out[3 * MEL_BANDS : 4 * MEL_BANDS] = np.maximum(np.log10(expected @ self._residual_bank_t + _FLOOR), MIC_FLOOR)
         unexplained = np.maximum(power[1, self._bins] - expected, 0.0)
-        out[UNEXPLAINED] = np.maximum(np.log10(unexplained @ self._residual_bank_t + _FLOOR),
-                                                        MIC_FLOOR)
+        out[UNEXPLAINED] = np.maximum(np.log10(unexplained @ self._residual_bank_t + _FLOOR), MIC_FLOOR)
         out[MARGIN_INDEX] = min(5.0, max(-5.0, self._residual.margin_db / 10.0))
         out[VAD_INDEX] = vad_prob
         return out
