@@ -59,7 +59,7 @@ from device.listen.aec import ConvergenceWatch  # noqa: E402
 from device.listen.bargein import BargeInPolicy, EvidenceMemory  # noqa: E402
 from device.listen.classifier import REWIND_FRAMES  # noqa: E402
 from device.listen.features import VAD_INDEX  # noqa: E402
-from device.listen.stack import forget, load_evidence  # noqa: E402
+from device.listen.stack import decide, load_evidence  # noqa: E402
 from device.models import verified_path  # noqa: E402
 
 FRAME_S = 0.032
@@ -121,12 +121,8 @@ def stack_rule(scene: dict, config, model: Path, ducks: list[int] | None = None,
             probs.append(classifier.probabilities.copy())
         playing = bool(scene["ref_active"][i])
         cautious = convergence.update(playing)
-        decisions = policy.update(i * FRAME_S, float(frame[VAD_INDEX]), evidence, True, cautious=cautious,
-                                  talking_prob=classifier.p_talking, playing=playing,
-                                  level_db=classifier.unexplained_db)
-        what = memory.update(decisions, float(frame[VAD_INDEX]), classifier.p_talking, classifier.p_backchannel)
-        if what is not None:
-            forget(classifier, what)
+        decisions = decide(policy, memory, classifier, i * FRAME_S, float(frame[VAD_INDEX]), evidence, True,
+                           cautious, playing)
         for decision in decisions:
             if decision.kind == "bargein_tentative" and ducks is not None:
                 ducks.append(i)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from device.audio.echo_path import EchoPath  # noqa: E402
 from device.audio.wav import read_mono  # noqa: E402
 from device.config import Config  # noqa: E402
-from device.listen.stack import ListeningStack  # noqa: E402
+from device.listen.stack import ListeningStack, decide  # noqa: E402
 from device.listen.vad import FRAME_SAMPLES  # noqa: E402
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "tests" / "recordings"
@@ -60,8 +60,7 @@ def main() -> None:
         q = stack.evidence.update(m, clean, lined_up, p, True)
         t4 = time.thread_time()
         stack.segmenter.update(i * 0.032, p)
-        stack.policy.update(i * 0.032, p, q, True, talking_prob=getattr(stack.evidence, "p_talking", None),
-                            level_db=getattr(stack.evidence, "unexplained_db", None))
+        decide(stack.policy, stack.memory, stack.evidence, i * 0.032, p, q, True, False, True)
         t5 = time.thread_time()
         for name, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
             stages[name] += dt

@@ -68,6 +68,22 @@ def forget(evidence: EvidenceSource, what: Forget) -> None:
         evidence.rewind(what.rewind_frames)
 
 
+def decide(policy: BargeInPolicy, memory: EvidenceMemory, evidence: EvidenceSource, start_s: float,
+           vad_prob: float, user_prob: float, active: bool, cautious: bool, playing: bool) -> list[BargeInDecision]:
+    """One frame of the barge-in policy and the evidence memory, after the evidence source has
+    heard it: the policy weighs the frame (with whatever else the source gives: p(talking),
+    the level beyond the predicted echo), and the source forgets what the memory says to.
+    ListeningStack.process and bench/classifier_eval.py, which has only features, share it."""
+    talking_prob = getattr(evidence, "p_talking", None)
+    decisions = policy.update(start_s, vad_prob, user_prob, active, cautious=cautious, talking_prob=talking_prob,
+                              playing=playing, level_db=getattr(evidence, "unexplained_db", None))
+    what = memory.update(decisions, vad_prob, user_prob if talking_prob is None else talking_prob,
+                         getattr(evidence, "p_backchannel", 0.0))
+    if what is not None:
+        forget(evidence, what)
+    return decisions
+
+
 def load_evidence(config: Config, model: Path | None = None) -> EvidenceSource:
     """The ML classifier (default), or the energy-based echo gate. `model`: another classifier
     ONNX file than the manifest's (an experiment in the benches; not hash-checked)."""
@@ -152,15 +168,9 @@ class ListeningStack:
         user_prob = self.evidence.update(mic, clean, lined_up, vad_prob, learn)
         boundary = self.segmenter.update(start_s, vad_prob)
         playing = is_playing(lined_up)
-        talking_prob = getattr(self.evidence, "p_talking", None)
-        p_backchannel = getattr(self.evidence, "p_backchannel", 0.0)
-        decisions = self.policy.update(start_s, vad_prob, user_prob, active, cautious=self._converging(playing),
-                                       talking_prob=talking_prob, playing=playing,
-                                       level_db=getattr(self.evidence, "unexplained_db", None))
-        what = self.memory.update(decisions, vad_prob, user_prob if talking_prob is None else talking_prob,
-                                  p_backchannel)
-        if what is not None:
-            forget(self.evidence, what)
+        p_backchannel = getattr(self.evidence, "p_backchannel", 0.0)  # before the evidence forgets anything
+        decisions = decide(self.policy, self.memory, self.evidence, start_s, vad_prob, user_prob, active,
+                           self._converging(playing), playing)
         return FrameReport(
             start_s=start_s,
             end_s=start_s + FRAME_SAMPLES / SAMPLE_RATE_HZ,
