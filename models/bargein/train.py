@@ -2,6 +2,8 @@
 
     .venv/bin/python models/bargein/train.py [--epochs 30] [--sound-weight 1] [--seed 0] [--out M.onnx]
     .venv/bin/python models/bargein/train.py --init M.onnx [--teacher M.onnx --learn-kind K] --out N.onnx
+    (retrain.sh: --leave-out-kind room_knocks, then a fine-tune with --learn-kind room_knocks
+    --val-also val-305000)
     .venv/bin/python models/bargein/train.py --restart-share 0.5 [--restart-at-resumption 0.5] --out N.onnx
 
 The model: feature normalisation (from the training set), a linear layer, two GRU
@@ -227,6 +229,12 @@ def main() -> None:
     parser.add_argument("--restart-at-resumption", type=float, default=0.5,
                         help="with --restart-share: of the batches restarted before something starts, "
                              "the share restarted before the device's voice resumes (0: before a person only)")
+    parser.add_argument("--leave-out-kind", action="append", default=[],
+                        help="a kind of scenario in the training data not to train on (e.g. room_knocks, "
+                             "kept for a fine-tune)")
+    parser.add_argument("--val-also", action="append", default=[],
+                        help="a validation shard whose scenarios the validation loss covers too (e.g. "
+                             "val-305000); by default the loss is on the mixed validation split alone")
     parser.add_argument("--data", type=Path, default=CACHE, help="where generate.py wrote the splits")
     parser.add_argument("--out", type=Path, default=MODEL,
                         help="where to write the ONNX model (only the default path updates the manifest)")
@@ -235,9 +243,14 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
 
     train_x, train_y, train_meta = load("train", args.data)
-    # The validation loss is on the mixed split alone; its shards of nobody talking to the
-    # device are for bench/classifier_eval.py's false alarms per hour.
-    val_x, val_y, _ = load("val", args.data, shards=False)
+    kept = np.array([m["kind"] not in args.leave_out_kind for m in train_meta])
+    if not kept.all():
+        print(f"left out: {int((~kept).sum())} scenarios of {', '.join(args.leave_out_kind)}")
+        train_x, train_y, train_meta = train_x[kept], train_y[kept], [m for m, k in zip(train_meta, kept) if k]
+    # The validation loss is on the mixed split (and any --val-also shards); its other shards,
+    # of nobody talking to the device, are for bench/classifier_eval.py's false alarms per hour.
+    val_parts = [load(split, args.data, shards=False) for split in ["val", *args.val_also]]
+    val_x, val_y = (np.concatenate([part[i] for part in val_parts]) for i in (0, 1))
     if args.init:
         net = from_onnx(args.init, args.dropout)
         args.hidden, args.layers = net.gru.hidden_size, net.gru.num_layers
@@ -253,7 +266,7 @@ def main() -> None:
           + (f"; hidden from the model: {', '.join(args.drop)}" if args.drop else ""))
 
     x, y = torch.tensor(train_x), torch.tensor(train_y)
-    resumed = resumptions(load_playing("train", args.data)) if args.restart_share > 0 else []
+    resumed = resumptions(load_playing("train", args.data)[kept]) if args.restart_share > 0 else []
     w = torch.tensor(frame_weights(train_y, [m["kind"] for m in train_meta], args.sound_weight))
     teacher = from_onnx(args.teacher).eval() if args.teacher else None
     # With a teacher, only the scenarios of --learn-kind learn from their labels.
