@@ -101,10 +101,12 @@ class BargeInConfig:
     the VAD nothing)."""
     onset_frames: int = 1
     """Consecutive speech frames (32 ms each) that open a tentative barge-in."""
-    tentative_user_prob: float = 0.6
+    tentative_user_prob: float = 0.5
     """Evidence (probability that a person, not the echo, is talking) needed to go tentative,
-    and below which a speech frame counts as the echo's. 0.6 ducks the device about a third
-    less often than 0.5 did, with the same recall, latency and false alarms (MODEL_CARD.md)."""
+    and below which a speech frame counts as the echo's. The classifier fine-tuned on knocks
+    in a room is slower to believe a person under loud echo: at 0.5 it ducks about as often
+    as the model before it did at 0.6 and loses fewer users under the loudest echo
+    (MODEL_CARD.md, "Knocks in a room")."""
     confirm_user_prob: float = 0.6
     """Evidence a speech frame needs to count towards confirmation."""
     confirm_frames: int = 3

@@ -3,8 +3,10 @@
 #   models/bargein/retrain.sh
 # Generates the synthetic scenarios (train/val/test), trains, exports bargein_gru.onnx with
 # its sha256 in models/manifest.toml, and prints the held-out evaluation and the device's
-# closed loop. About 2 hours on 2 cores (generation ~80 min, training ~35, the benches ~10);
-# torch 2.13.0 (CPU) is installed into .venv for it.
+# closed loop. About 2 hours on 2 cores (generation ~85 min, training ~40, the benches ~10);
+# torch 2.13.0 (CPU) is installed into .venv for it. What it trains today has more false
+# alarms than the shipped model and interrupts itself in the closed loop (MODEL_CARD.md,
+# "Knocks in a room"): judge it by the benches it ends with before shipping it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 .venv/bin/python -m pip install --quiet -e '.[train]'
@@ -12,7 +14,9 @@ gen() { .venv/bin/python models/bargein/generate.py "$@"; }
 gen --split train --count 2400                                # mixed scenarios 0-2399
 gen --split train --count 2400 --start 2400                   # mixed scenarios 2400-4799
 gen --split train --count 800 --start 100000 --kind knocks    # extra knocks and clatter
+gen --split train --count 800 --start 105000 --kind room_knocks  # the same through the room: fine-tune
 gen --split val --count 600
+gen --split val --count 200 --start 305000 --kind room_knocks  # the fine-tune's validation too
 gen --split test --count 1200
 # Nobody talking to the device, held out too: hours of it for false alarms per hour, which a
 # mixed test split of 1.0 h resolves to one event. Each shard is evaluated with the test split.
@@ -37,7 +41,14 @@ gen --split test --count 200 --start 324000 --kind sound_then_person
 # Knocks heard through the room (the training data's knocks are dry; MODEL_CARD.md, "Knocks
 # in a room"): held out, evaluated on their own.
 gen --split test --count 300 --start 325000 --kind room_knocks
-.venv/bin/python models/bargein/train.py
+# Two stages, as the shipped model was made: a model trained from scratch on everything but the
+# knocks heard through the room, then fine-tuned on those knocks with the first model as the
+# teacher for every other kind of scenario, so that it keeps what it did there (MODEL_CARD.md,
+# "Knocks in a room"; training on all of it from scratch has not been tried).
+base=models/bargein/.cache/base.onnx
+.venv/bin/python models/bargein/train.py --leave-out-kind room_knocks --out "$base"
+.venv/bin/python models/bargein/train.py --init "$base" --teacher "$base" --learn-kind room_knocks \
+  --val-also val-305000 --lr 5e-4 --epochs 8
 .venv/bin/python bench/classifier_eval.py --split val --sweep
 .venv/bin/python bench/classifier_eval.py --split "$held_out"
 .venv/bin/python bench/classifier_eval.py --split test-320000,test-323000,test-324000
