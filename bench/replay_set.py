@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from device.audio.echo_path import reverb_tail
 from device.audio.wav import read_wav, write_wav
 from device.scenarios import (BACKCHANNELS, DEVICE_LEVEL_DBFS, INTERRUPTIONS, RATE_HZ, USER_LEVEL_DBFS, USER_VOICES,
                               at_level, device_says, interruption, no_user)
@@ -126,10 +127,9 @@ the table the device stands on, a metre or two away) or 9 dB under it (a door ac
 
 
 def room_response(rt60_s: float, direct_db: float, seed: int) -> np.ndarray:
-    """A made-up impulse response: a tail of noise decaying by 60 dB in `rt60_s`, and the
-    direct sound `direct_db` above all of it."""
-    n = round(rt60_s * RATE_HZ)
-    response = np.exp(-np.arange(n) / (n / 6.9)) * np.random.default_rng(seed).standard_normal(n)
+    """A made-up impulse response from across the room: the echo path's reverberant tail
+    (device/audio/echo_path.py) with the direct sound `direct_db` above all of it."""
+    response = reverb_tail(RATE_HZ, rt60_s, np.random.default_rng(seed))
     response[0] = np.sqrt(np.sum(response[1:] ** 2)) * 10 ** (direct_db / 20)
     return response.astype(np.float32)
 

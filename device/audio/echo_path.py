@@ -22,16 +22,21 @@ def bandpass_fir(sample_rate_hz: int, low_hz: float, high_hz: float, taps: int =
     return h.astype(np.float64)
 
 
+def reverb_tail(sample_rate_hz: int, rt60_s: float, rng: np.random.Generator) -> np.ndarray:
+    """A room's diffuse tail, `rt60_s` long: white noise under an envelope that starts at 1
+    and falls 60 dB by the end (amplitude exp(-6.9 t / rt60))."""
+    length = int(rt60_s * sample_rate_hz)
+    t = np.arange(length) / sample_rate_hz
+    return rng.standard_normal(length) * np.exp(-6.9 * t / rt60_s)
+
+
 def room_response(sample_rate_hz: int, room: str, seed: int) -> np.ndarray:
     """Impulse response of the speaker-to-mic path in `room` (small or none)."""
     rt60_s = RT60_S[room]
     rng = np.random.default_rng(seed)
     if rt60_s == 0.0:
         return np.array([1.0])
-    length = int(rt60_s * sample_rate_hz)
-    t = np.arange(length) / sample_rate_hz
-    # -60 dB after rt60_s: amplitude envelope exp(-6.9 t / rt60).
-    tail = rng.standard_normal(length) * np.exp(-6.9 * t / rt60_s) * 0.25
+    tail = reverb_tail(sample_rate_hz, rt60_s, rng) * 0.25
     tail[: int(0.003 * sample_rate_hz)] = 0.0  # reflections arrive a few ms after the direct path
     ir = tail
     ir[0] = 1.0  # direct path: speaker centimetres from the mic dominates
