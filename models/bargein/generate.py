@@ -294,6 +294,11 @@ def device_lines(split: str, take: int) -> list[np.ndarray]:
 # -- sounds that are not a person talking to the device ---------------------------------------
 
 
+def peak_1(x: np.ndarray) -> np.ndarray:
+    """`x` scaled to a peak of 1, as float32 (silence stays silent)."""
+    return (x / (np.abs(x).max() + 1e-9)).astype(np.float32)
+
+
 def music(seconds: float, rng) -> np.ndarray:
     """Music-like: a few harmonic notes in a rhythm, with a soft drum."""
     n = int(seconds * RATE)
@@ -307,7 +312,7 @@ def music(seconds: float, rng) -> np.ndarray:
         out[seg] += sum(np.sin(2 * np.pi * f0 * k * t[seg]) / k for k in range(1, 6)) * env
         drum = (t >= start) & (t < start + 0.08)
         out[drum] += rng.standard_normal(drum.sum()) * np.exp(-(t[drum] - start) * 60) * 2
-    return (out / (np.abs(out).max() + 1e-9)).astype(np.float32)
+    return peak_1(out)
 
 
 def knocks(seconds: float, rng, room_ir: np.ndarray | None = None) -> np.ndarray:
@@ -320,11 +325,8 @@ def knocks(seconds: float, rng, room_ir: np.ndarray | None = None) -> np.ndarray
         tone = np.sin(2 * np.pi * rng.uniform(150, 2500) * np.arange(length) / RATE)
         burst = (rng.standard_normal(length) * rng.uniform(0.3, 1) + tone) * np.exp(-np.arange(length) / (length / 5))
         out[start : start + length] += burst * rng.uniform(0.3, 1.0)
-    out = (out / (np.abs(out).max() + 1e-9)).astype(np.float32)
-    if room_ir is not None:
-        out = np.convolve(out, room_ir)[:n]
-        out = (out / (np.abs(out).max() + 1e-9)).astype(np.float32)
-    return out
+    out = peak_1(out)
+    return out if room_ir is None else peak_1(np.convolve(out, room_ir)[:n])
 
 
 # -- rooms and the loudspeaker -------------------------------------------------------------
