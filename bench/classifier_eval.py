@@ -121,8 +121,8 @@ def stack_rule(scene: dict, config, model: Path, ducks: list[int] | None = None,
             probs.append(classifier.probabilities.copy())
         playing = bool(scene["ref_active"][i])
         cautious = convergence.update(playing)
-        decisions = decide(policy, memory, classifier, i * FRAME_S, float(frame[VAD_INDEX]), evidence, True,
-                           cautious, playing)
+        decisions = decide(policy, memory, classifier, i * FRAME_S, float(frame[VAD_INDEX]), evidence, active=True,
+                           cautious=cautious, playing=playing)
         for decision in decisions:
             if decision.kind == "bargein_tentative" and ducks is not None:
                 ducks.append(i)

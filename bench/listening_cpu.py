@@ -60,7 +60,7 @@ def main() -> None:
         q = stack.evidence.update(m, clean, lined_up, p, True)
         t4 = time.thread_time()
         stack.segmenter.update(i * 0.032, p)
-        decide(stack.policy, stack.memory, stack.evidence, i * 0.032, p, q, True, False, True)
+        decide(stack.policy, stack.memory, stack.evidence, i * 0.032, p, q, active=True, cautious=False, playing=True)
         t5 = time.thread_time()
         for name, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
             stages[name] += dt

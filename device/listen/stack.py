@@ -69,7 +69,7 @@ def forget(evidence: EvidenceSource, what: Forget) -> None:
 
 
 def decide(policy: BargeInPolicy, memory: EvidenceMemory, evidence: EvidenceSource, start_s: float,
-           vad_prob: float, user_prob: float, active: bool, cautious: bool, playing: bool) -> list[BargeInDecision]:
+           vad_prob: float, user_prob: float, *, active: bool, cautious: bool, playing: bool) -> list[BargeInDecision]:
     """One frame of the barge-in policy and the evidence memory, after the evidence source has
     heard it: the policy weighs the frame (with whatever else the source gives: p(talking),
     the level beyond the predicted echo), and the source forgets what the memory says to.
@@ -169,8 +169,8 @@ class ListeningStack:
         boundary = self.segmenter.update(start_s, vad_prob)
         playing = is_playing(lined_up)
         p_backchannel = getattr(self.evidence, "p_backchannel", 0.0)  # before the evidence forgets anything
-        decisions = decide(self.policy, self.memory, self.evidence, start_s, vad_prob, user_prob, active,
-                           self._converging(playing), playing)
+        decisions = decide(self.policy, self.memory, self.evidence, start_s, vad_prob, user_prob, active=active,
+                           cautious=self._converging(playing), playing=playing)
         return FrameReport(
             start_s=start_s,
             end_s=start_s + FRAME_SAMPLES / SAMPLE_RATE_HZ,
