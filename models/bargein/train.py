@@ -5,6 +5,7 @@
     (retrain.sh: --leave-out-kind room_knocks, then a fine-tune with --learn-kind room_knocks
     --val-also val-305000)
     .venv/bin/python models/bargein/train.py --restart-share 0.5 [--restart-at-resumption 0.5] --out N.onnx
+    .venv/bin/python models/bargein/train.py --init M.onnx --teacher M.onnx --learn-split --out N.onnx
 
 The model: feature normalisation (from the training set), a linear layer, two GRU
 layers and a 3-way softmax (nobody / a person talking to the device / a backchannel),
@@ -222,6 +223,10 @@ def main() -> None:
                              "scenario without unlearning what the teacher does on the others")
     parser.add_argument("--learn-kind", action="append", default=[],
                         help="with --teacher: a kind of scenario that learns from its labels")
+    parser.add_argument("--learn-split", action="store_true",
+                        help="with --teacher: wherever someone talks (a person or a backchannel, in any kind "
+                             "of scenario), learn which of the two it is from the label, keeping the teacher's "
+                             "p(nobody): what ducks the device and how readily stays the teacher's")
     parser.add_argument("--restart-share", type=float, default=0.0,
                         help="share of each batch whose state restarts partway through (as the device "
                              "restarts it after a barge-in rejected for silence), half of the batches "
@@ -239,6 +244,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=MODEL,
                         help="where to write the ONNX model (only the default path updates the manifest)")
     args = parser.parse_args()
+    if (args.learn_kind or args.learn_split) and args.teacher is None:
+        parser.error("--learn-kind and --learn-split need --teacher (without one every scenario learns its labels)")
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
 
@@ -294,7 +301,11 @@ def main() -> None:
                 with torch.no_grad():
                     taught = torch.softmax(teacher(x[idx], h0)[0], dim=-1)
                 labelled = nn.functional.one_hot(y[idx], 3).float()
-                target = torch.where(learns[idx, None, None], labelled, taught).reshape(-1, 3)
+                target = torch.where(learns[idx, None, None], labelled, taught)
+                if args.learn_split:  # the teacher's p(talking), given to the labelled one of the two
+                    split = torch.cat([taught[..., :1], taught[..., 1:].sum(-1, keepdim=True) * labelled[..., 1:]], -1)
+                    target = torch.where((y[idx] > 0)[..., None], split, target)
+                target = target.reshape(-1, 3)
             loss = (loss_fn(logits.reshape(-1, 3), target) * w[idx].reshape(-1)).mean()
             optimizer.zero_grad()
             loss.backward()
