@@ -11,7 +11,7 @@ a confirmation means the device would have stopped instead of ducking and carryi
 default, `bargein.backchannels = "resume"`).
 
 This is where the models trained on 84 device sentences, with or without restarts
-(MODEL_CARD.md, "Trained to restart"), differ from the shipped one, while the held-out
+(EXPERIMENTS.md, "Trained to restart"), differ from the shipped one, while the held-out
 synthetic set (users in simulated rooms) and the closed loop (`bench/bargein.py`, the device
 ducking) barely tell them apart. Several `--model`s are compared on the same audio. Prints
 figures; asserts nothing.

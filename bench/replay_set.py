@@ -138,7 +138,7 @@ def knock_session(order: list[int], where: str) -> Scenario:
     """session(order) with knocks instead of silence from the room: a burst of 3-11 knocks,
     taps or clatter (models/bargein/generate.py's knocks()) every 3-6 s, `where` "dry" or
     through room_response(), "near" or "far" (KNOCK_DIRECT_DB). All draw the same bursts at
-    the same times and levels. The classifier trained on dry knocks only (MODEL_CARD.md,
+    the same times and levels. The classifier trained on dry knocks only (EXPERIMENTS.md,
     "Knocks in a room")."""
     from generate import knocks  # models/bargein/ on the path, as bench/bargein.py puts it
 

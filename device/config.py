@@ -106,7 +106,7 @@ class BargeInConfig:
     and below which a speech frame counts as the echo's. The classifier fine-tuned on knocks
     in a room is slower to believe a person under loud echo: at 0.5 it ducks about as often
     as the model before it did at 0.6 and loses fewer users under the loudest echo
-    (MODEL_CARD.md, "Knocks in a room")."""
+    (MODEL_CARD.md, "How the shipped model was made")."""
     confirm_user_prob: float = 0.6
     """Evidence a speech frame needs to count towards confirmation."""
     confirm_frames: int = 3

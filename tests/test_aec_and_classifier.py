@@ -197,7 +197,7 @@ def test_classifier_hears_a_person_over_the_echo_and_not_the_echo(answer, record
 def test_the_device_does_not_interrupt_itself_where_its_voice_resumes_after_a_pause(answer):
     """The answer alone through 12 small rooms and 3 output delays. It pauses for 0.32 s at
     4.29 s, too short for aec.resume_caution_s; models trained with restarts confirmed the
-    echo just after it in 3 of these 36 (MODEL_CARD.md, "Trained to restart")."""
+    echo just after it in 3 of these 36 (EXPERIMENTS.md, "Trained to restart")."""
     confirmed = []
     for seed in range(12):
         for delay_ms in (0.0, 24.0, 90.0):

@@ -189,7 +189,7 @@ class ConvergenceWatch:
     is playing, or stopped less than `tail_s` ago (the room still rings). True again for
     `resume_s` after the device resumes playing after `gap_s` or more of silence: echo that
     comes back in a quiet room is what the classifier most often takes for a person
-    (bench/bargein.py's sessions, MODEL_CARD.md).
+    (bench/bargein.py's sessions, models/bargein/EXPERIMENTS.md).
     """
 
     def __init__(self, converge_s: float, resume_s: float = 0.0, tail_s: float = 0.32, gap_s: float = 0.8,

@@ -61,7 +61,7 @@ class EvidenceMemory:
 
     The classifier was trained on stretches of the device's speech holding at most one
     person, so a state that remembers a sound makes it slow to believe the person who talks
-    next, and so, for half a second, does a fresh state (MODEL_CARD.md, "A fresh state is
+    next, and so, for half a second, does a fresh state (EXPERIMENTS.md, "A fresh state is
     slow" and "A person right after another sound"). Two rules:
 
     - A rejected sound the classifier took for a backchannel at least once (p(backchannel)
@@ -136,8 +136,8 @@ class TransientWatch:
     rises again with the next syllable. The classifier takes the first frames of a knock
     for a person often enough to confirm one (MODEL_CARD.md, "Knocks"), and this is the
     shape it does not see. A clatter of knocks, or one that the room's reverberation keeps
-    up for three frames, passes: that takes the model ("Knocks in a room"). See
-    BargeInConfig.transient_jump_db.
+    up for three frames, passes: that takes the model (MODEL_CARD.md, "How the shipped model
+    was made"). See BargeInConfig.transient_jump_db.
     """
 
     def __init__(self, config: BargeInConfig) -> None:

@@ -63,7 +63,7 @@ class BargeInClassifier:
         person, each from a fresh state; a state that remembers an earlier person (the
         user's last question, a backchannel) makes it slow to believe in the next one.
         A fresh state is slow too, for about half a second: it has never met a person in
-        its first 0.3 s (bench/classifier_restart.py; MODEL_CARD.md, "A fresh state...").
+        its first 0.3 s (bench/classifier_restart.py; EXPERIMENTS.md, "A fresh state...").
         The residual-echo model in the features describes the room and carries on.
         """
         self._state = np.zeros(self._state_shape, dtype=np.float32)

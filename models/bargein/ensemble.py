@@ -6,7 +6,7 @@ Members trained on the same data with different seeds or loss weights make diffe
 mistakes: each takes some other knock or TV for a person, and their average believes fewer
 of them (in the try of 2026-12-06, on validation with its shards, three members alone had
 2, 6 and 4 false alarms and ducked 57, 34 and 49 times an hour; their mean had 2 and ducked
-33 times; MODEL_CARD.md tells why it was not shipped). The combined model keeps the members'
+33 times; EXPERIMENTS.md tells why it was not shipped). The combined model keeps the members'
 interface, so the device runs it as it runs one: features [1, 1, F] and state [layers, 1,
 members x hidden] (the members' states side by side) -> probs [1, 1, 3] (the members' mean)
 and state_out. It is checked against the members run one by one on a validation scenario,

@@ -68,7 +68,7 @@ ROOM_KNOCKS = "room_knocks"
 """A scenario kind drawn only for extra shards (--kind): the knocks of "knocks", but heard
 through the room from where a person would be (a cup put down, a knock on the table),
 reverberating as a voice does. The "knocks" of the mixed kinds, which the shipped model
-trained on, reach the mic dry (MODEL_CARD.md, "Knocks in a room")."""
+trained on, reach the mic dry (EXPERIMENTS.md, "Knocks in a room")."""
 
 # engine, voice, and how to vary it. Test voices never appear in training.
 TRAIN_VOICES = [("espeak", v) for v in (
@@ -258,7 +258,7 @@ def device_take(split: str, start: int) -> int:
     lines, a model seems to learn that take by heart and to take others (its own voice on the
     device, where no two answers come out alike) for a person: in the closed loop such a model
     interrupted itself 22 times in 58 min, the same recipe with a take per shard 2 times in
-    64 min (MODEL_CARD.md, one seed). Validation shares the training lines; its take is none
+    64 min (EXPERIMENTS.md, one seed). Validation shares the training lines; its take is none
     of these."""
     return DEVICE_VOICE_SEED if split != "train" else DEVICE_VOICE_SEED + 1 + start
 

@@ -13,7 +13,7 @@ run one 32 ms frame at a time with its state carried by the caller. Exported to 
 (inputs features [1,1,F] and state [layers,1,H]; outputs probs [1,1,3] and state_out) and
 checked against torch on a validation scenario; written to models/bargein/bargein_gru.onnx
 with its sha256 in models/manifest.toml when --out is not given (ensemble.py averages
-several such models into one, an experiment so far; see MODEL_CARD.md). Needs torch
+several such models into one, an experiment so far; see EXPERIMENTS.md). Needs torch
 (training only; the device needs onnxruntime alone).
 """
 
