@@ -227,6 +227,9 @@ def main() -> None:
                         help="with --teacher: wherever someone talks (a person or a backchannel, in any kind "
                              "of scenario), learn which of the two it is from the label, keeping the teacher's "
                              "p(nobody): what ducks the device and how readily stays the teacher's")
+    parser.add_argument("--learn-talking", action="store_true",
+                        help="with --teacher: wherever someone talks, learn the label outright (p(nobody) "
+                             "too); the frames where nobody talks learn the teacher's probabilities")
     parser.add_argument("--restart-share", type=float, default=0.0,
                         help="share of each batch whose state restarts partway through (as the device "
                              "restarts it after a barge-in rejected for silence), half of the batches "
@@ -244,8 +247,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=MODEL,
                         help="where to write the ONNX model (only the default path updates the manifest)")
     args = parser.parse_args()
-    if (args.learn_kind or args.learn_split) and args.teacher is None:
-        parser.error("--learn-kind and --learn-split need --teacher (without one every scenario learns its labels)")
+    if (args.learn_kind or args.learn_split or args.learn_talking) and args.teacher is None:
+        parser.error("--learn-kind, --learn-split and --learn-talking need --teacher (without one every scenario "
+                     "learns its labels)")
+    if args.learn_split and args.learn_talking:
+        parser.error("--learn-split and --learn-talking are two ways to learn the same frames: choose one")
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
 
@@ -302,9 +308,12 @@ def main() -> None:
                     taught = torch.softmax(teacher(x[idx], h0)[0], dim=-1)
                 labelled = nn.functional.one_hot(y[idx], 3).float()
                 target = torch.where(learns[idx, None, None], labelled, taught)
+                talking = (y[idx] > 0)[..., None]
                 if args.learn_split:  # the teacher's p(talking), given to the labelled one of the two
                     split = torch.cat([taught[..., :1], taught[..., 1:].sum(-1, keepdim=True) * labelled[..., 1:]], -1)
-                    target = torch.where((y[idx] > 0)[..., None], split, target)
+                    target = torch.where(talking, split, target)
+                elif args.learn_talking:
+                    target = torch.where(talking, labelled, target)
                 target = target.reshape(-1, 3)
             loss = (loss_fn(logits.reshape(-1, 3), target) * w[idx].reshape(-1)).mean()
             optimizer.zero_grad()
