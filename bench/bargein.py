@@ -5,7 +5,9 @@
 
 Every scenario runs through `device.replay.replay` (the whole device, virtual clock,
 echo loop). Interruptions, per level of the echo against the user, give recall and
-onset -> tentative / confirmed / output -20 dB / output silent. Sessions with nobody
+onset -> tentative / confirmed / output -20 dB / output silent; the same users again with
+their voices through a room, near and far (the others reach the mic dry, as if they stood
+by the device), give recall and onset -> confirmed beside them. Sessions with nobody
 talking to the device (its four answers, each followed by a second of silence, 45 s
 with one echo canceller, as in a device that stays up) give false tentatives (audible ducks) and false
 confirmations (the device interrupting itself) per hour of device speech, per level of
@@ -37,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models" / "bargein"))
 
 from replay_set import (ECHO_OVER_USER_DB, KNOCK_DIRECT_DB, KNOCK_PEAK_DBFS, KNOCK_ROOM_RT60_S,  # noqa: E402
-                        NOISE_IN_RECORDINGS_DBFS, knock_session, make_backchannel_then_command, make_backchannels,
-                        make_set, session, user_gain_for)
+                        NOISE_IN_RECORDINGS_DBFS, USER_ROOM_RT60_S, knock_session, make_backchannel_then_command,
+                        make_backchannels, make_set, make_users_in_a_room, session, user_gain_for)
 
 from device.config import Config, load_config, with_overrides  # noqa: E402
 from device.listen.stack import ListeningStack, load_evidence  # noqa: E402
@@ -80,7 +82,9 @@ def run_one(job: tuple) -> dict:
     return {
         "level": level,
         "delay_ms": delay_ms,
-        "interrupt": scenario.onset_s is not None and not scenario.backchannel and not scenario.after_backchannel,
+        "interrupt": (scenario.onset_s is not None and not scenario.backchannel and not scenario.after_backchannel
+                      and not scenario.user_room),
+        "user_room": scenario.user_room,
         "backchannel": scenario.backchannel,
         "after_backchannel": scenario.after_backchannel,
         "knocks": scenario.knocks,
@@ -130,6 +134,7 @@ def main() -> None:
     interrupts, _ = make_set(per_answer=2 if args.quick else 6)
     backchannels = make_backchannels(per_answer=2 if args.quick else 6)
     then_commands = make_backchannel_then_command(per_answer=2 if args.quick else 6)
+    in_a_room = make_users_in_a_room(per_answer=2 if args.quick else 6)
     jobs = []
     for echo_db in ECHO_OVER_USER_DB:
         for i, scenario in enumerate(interrupts):
@@ -138,6 +143,8 @@ def main() -> None:
             jobs.append((args.config, args.model, scenario, echo_db, ROOMS[i % 2], 500 + i, args.delay_ms))
         for i, scenario in enumerate(then_commands):
             jobs.append((args.config, args.model, scenario, echo_db, ROOMS[i % 2], 700 + i, args.delay_ms))
+        for i, scenario in enumerate(in_a_room):  # the seeds of the same users dry: the same echo paths
+            jobs.append((args.config, args.model, scenario, echo_db, ROOMS[i % 2], i % len(interrupts), args.delay_ms))
     sessions = [session(order) for order in SESSION_ORDERS[:1 if args.quick else None]]
     for noise_dbfs in NOISE_DBFS:
         for delay_ms in OUTPUT_DELAYS_MS[1:2] if args.quick else OUTPUT_DELAYS_MS:
@@ -181,6 +188,20 @@ def main() -> None:
     print(f"  before the users spoke ({hours * 60:.1f} min of device speech): "
           f"{sum(r['false_confirms'] for r in before) / hours:.1f} false confirmations/h, "
           f"{sum(r['false_tentatives'] for r in before) / hours:.0f} ducks/h")
+
+    print(f"\nthe same users heard through a room (RT60 {USER_ROOM_RT60_S} s; near: the direct sound as loud as the "
+          f"reverberation, a metre or two away; far: {-KNOCK_DIRECT_DB['far']:.0f} dB under it, across the room), "
+          "at the same level and over the same echo paths; recall, onset -> confirmed p50 p95")
+    header = f"{'echo-user':>9} | {'dry':>20} | {'near':>20} | {'far':>20}"
+    _print_header(header)
+    for echo_db, dry in _by_level(rows, "interrupt"):
+        cells = []
+        for group in (dry, *([r for r in rows if r["user_room"] == where and r["level"] == echo_db]
+                             for where in KNOCK_DIRECT_DB)):
+            confirmed = [r["confirmed_ms"] for r in group if r["confirmed_ms"] is not None]
+            cells.append(f"{len(confirmed) / len(group):4.2f} {_pct(confirmed, 50)} {_pct(confirmed, 95)}"
+                         if group else "-")
+        print(f"{echo_db:+7.0f}dB | " + " | ".join(f"{cell:>20}" for cell in cells))
 
     print(f"\n{len(backchannels)} users who only backchannel (\"mm-hmm\", \"yeah\"; 6 espeak-ng voices) per echo "
           "level: the device should duck and carry on")

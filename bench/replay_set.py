@@ -68,6 +68,8 @@ class Scenario:
     """The user's espeak-ng voice."""
     knocks: str = ""
     """Nobody talks, but there are knocks: "dry", or through a room, "near" or "far"."""
+    user_room: str = ""
+    """The user's voice reaches the mic dry (""), or through a room, "near" or "far"."""
 
     def speech_s(self, until_s: float) -> float:
         """Seconds of device speech from the start until `until_s`."""
@@ -160,15 +162,16 @@ def knock_session(order: list[int], where: str) -> Scenario:
 
 
 def _users(per_answer: int, kind: str, texts: tuple[str, ...], times_seed: int, first_seed: int,
-           befores: tuple[str, ...] = ()) -> list[Scenario]:
+           befores: tuple[str, ...] = (), room: str = "") -> list[Scenario]:
     """`per_answer` users over each answer, each with another voice and text, at a random time
     (drawn from `times_seed`; `first_seed` and up seed their room noise). Each `per_answer` has
     its own folder: the users' voices, texts and times follow from it. With `befores` each
-    user first says one of them, then the text 0.2-1 s later (drawn from their seed)."""
+    user first says one of them, then the text 0.2-1 s later (drawn from their seed). With
+    `room` ("near" or "far", KNOCK_DIRECT_DB) their voices come through room_response()."""
     folder = CACHE / f"{per_answer}-per-answer"
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(times_seed)
-    stem = {"interruption": "user", "backchannel_then_command": "then"}.get(kind, kind)
+    stem = {"interruption": "user", "backchannel_then_command": "then"}.get(kind, kind) + (f"-{room}" if room else "")
     out = []
     for a, (answer_wav, seconds) in enumerate(answer_files()):
         for k in range(per_answer):
@@ -180,13 +183,28 @@ def _users(per_answer: int, kind: str, texts: tuple[str, ...], times_seed: int, 
                 text = texts[(index // len(USER_VOICES) + index) % len(texts)]
                 before = befores[index % len(befores)] if befores else None
                 gap_s = float(np.random.default_rng(first_seed + index).uniform(0.2, 1.0)) if befores else 0.0
+                response = (room_response(USER_ROOM_RT60_S, KNOCK_DIRECT_DB[room], seed=first_seed + index)
+                            if room else None)
                 interruption(text, voice, at_s=at_s, total_s=seconds, seed=first_seed + index, kind=kind,
-                             before=before, gap_s=gap_s).save(path)
+                             before=before, gap_s=gap_s, response=response).save(path)
             sidecar = json.loads(path.with_suffix(".json").read_text())
-            out.append(Scenario(f"a{a}-{stem[0]}{index}", path, answer_wav, sidecar["onset_s"], seconds,
+            out.append(Scenario(f"a{a}-{stem[0]}{room[:1]}{index}", path, answer_wav, sidecar["onset_s"], seconds,
                                 backchannel=kind == "backchannel", after_backchannel=bool(befores),
-                                voice=sidecar["voice"]))
+                                voice=sidecar["voice"], user_room=room))
     return out
+
+
+USER_ROOM_RT60_S = KNOCK_ROOM_RT60_S
+"""The room of make_users_in_a_room(): the knocks' (a living room)."""
+
+
+def make_users_in_a_room(per_answer: int = 6) -> list[Scenario]:
+    """make_set()'s interruptions (the same voices, texts and times) with each voice heard
+    through a room, near and far (KNOCK_DIRECT_DB: the direct sound as loud as the
+    reverberation, a metre or two away; or 9 dB under it, across the room): the other users
+    reach the mic dry, as if they stood by the device."""
+    return [scenario for room in KNOCK_DIRECT_DB
+            for scenario in _users(per_answer, "interruption", INTERRUPTIONS, times_seed=7, first_seed=0, room=room)]
 
 
 def make_set(per_answer: int = 6) -> tuple[list[Scenario], list[Scenario]]:

@@ -137,15 +137,23 @@ class Recording:
 
 def interruption(text: str, voice: tuple[str, int, int], at_s: float, total_s: float,
                  level_dbfs: float = USER_LEVEL_DBFS, noise_dbfs: float | None = -55.0, seed: int = 0,
-                 kind: str = "interruption", before: str | None = None, gap_s: float = 0.0) -> Recording:
+                 kind: str = "interruption", before: str | None = None, gap_s: float = 0.0,
+                 response: np.ndarray | None = None) -> Recording:
     """A user who starts talking `at_s` seconds into the device's answer (`kind`
     "backchannel" when what they say is only "mm-hmm" or the like). With `before` they say
-    that first (a backchannel), then `text` `gap_s` after it: the onset is the one of `text`."""
+    that first (a backchannel), then `text` `gap_s` after it: the onset is the one of `text`.
+    With `response` (an impulse response, 16 kHz) the user's voice reaches the mic through it,
+    from across a room, and still at `level_dbfs` (the room noise does not go through it)."""
     name, wpm, pitch = voice
-    speech = at_level(user_says(text, name, wpm, pitch), level_dbfs)
+
+    def says(words: str) -> np.ndarray:
+        dry = user_says(words, name, wpm, pitch)
+        return at_level(dry if response is None else np.convolve(dry, response).astype(np.float32), level_dbfs)
+
+    speech = says(text)
     lead, extra = 0, {"level_dbfs": level_dbfs}  # lead: samples before `text` starts
     if before is not None:
-        first = at_level(user_says(before, name, wpm, pitch), level_dbfs)
+        first = says(before)
         lead = len(first) + int(gap_s * RATE_HZ)
         speech = np.concatenate([first, np.zeros(lead - len(first), np.float32), speech])
         extra |= {"before": before, "before_onset_s": round(at_s + (speech_onset_s(first) or 0.0), 4),
