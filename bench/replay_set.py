@@ -18,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from device.audio.echo_path import reverb_tail
 from device.audio.wav import read_wav, write_wav
 from device.scenarios import (BACKCHANNELS, DEVICE_LEVEL_DBFS, INTERRUPTIONS, RATE_HZ, USER_LEVEL_DBFS, USER_VOICES,
-                              at_level, device_says, interruption, no_user)
+                              at_level, device_says, far_field_response, interruption, no_user)
 
 # The device's answers. None of their sentences is in the classifier's training data
 # (models/bargein/generate.py DEVICE_LINES): false confirmations are counted on speech the
@@ -128,18 +127,10 @@ KNOCK_DIRECT_DB = {"near": 0.0, "far": -9.0}
 the table the device stands on, a metre or two away) or 9 dB under it (a door across the room)."""
 
 
-def room_response(rt60_s: float, direct_db: float, seed: int) -> np.ndarray:
-    """A made-up impulse response from across the room: the echo path's reverberant tail
-    (device/audio/echo_path.py) with the direct sound `direct_db` above all of it."""
-    response = reverb_tail(RATE_HZ, rt60_s, np.random.default_rng(seed))
-    response[0] = np.sqrt(np.sum(response[1:] ** 2)) * 10 ** (direct_db / 20)
-    return response.astype(np.float32)
-
-
 def knock_session(order: list[int], where: str) -> Scenario:
     """session(order) with knocks instead of silence from the room: a burst of 3-11 knocks,
     taps or clatter (models/bargein/generate.py's knocks()) every 3-6 s, `where` "dry" or
-    through room_response(), "near" or "far" (KNOCK_DIRECT_DB). All draw the same bursts at
+    through far_field_response(), "near" or "far" (KNOCK_DIRECT_DB). All draw the same bursts at
     the same times and levels. The classifier trained on dry knocks only (EXPERIMENTS.md,
     "Knocks in a room")."""
     from generate import knocks  # models/bargein/ on the path, as bench/bargein.py puts it
@@ -149,7 +140,7 @@ def knock_session(order: list[int], where: str) -> Scenario:
     user_wav = CACHE / f"{name}.wav"
     if not user_wav.exists():
         rng = np.random.default_rng(400 + int("".join(str(i) for i in order)))
-        response = None if where == "dry" else room_response(KNOCK_ROOM_RT60_S, KNOCK_DIRECT_DB[where], seed=401)
+        response = None if where == "dry" else far_field_response(KNOCK_ROOM_RT60_S, KNOCK_DIRECT_DB[where], seed=401)
         audio = read_wav(base.user_wav).mono().copy()
         at_s = float(rng.uniform(1.0, 4.0))
         while at_s < base.answer_s - 1.0:
@@ -167,7 +158,7 @@ def _users(per_answer: int, kind: str, texts: tuple[str, ...], times_seed: int, 
     (drawn from `times_seed`; `first_seed` and up seed their room noise). Each `per_answer` has
     its own folder: the users' voices, texts and times follow from it. With `befores` each
     user first says one of them, then the text 0.2-1 s later (drawn from their seed). With
-    `room` ("near" or "far", KNOCK_DIRECT_DB) their voices come through room_response()."""
+    `room` ("near" or "far", KNOCK_DIRECT_DB) their voices come through far_field_response()."""
     folder = CACHE / f"{per_answer}-per-answer"
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(times_seed)
@@ -183,7 +174,7 @@ def _users(per_answer: int, kind: str, texts: tuple[str, ...], times_seed: int, 
                 text = texts[(index // len(USER_VOICES) + index) % len(texts)]
                 before = befores[index % len(befores)] if befores else None
                 gap_s = float(np.random.default_rng(first_seed + index).uniform(0.2, 1.0)) if befores else 0.0
-                response = (room_response(USER_ROOM_RT60_S, KNOCK_DIRECT_DB[room], seed=first_seed + index)
+                response = (far_field_response(USER_ROOM_RT60_S, KNOCK_DIRECT_DB[room], seed=first_seed + index)
                             if room else None)
                 interruption(text, voice, at_s=at_s, total_s=seconds, seed=first_seed + index, kind=kind,
                              before=before, gap_s=gap_s, response=response).save(path)

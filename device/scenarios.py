@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .audio.echo_path import reverb_tail
 from .audio.wav import read_wav, resample, write_wav
 
 RATE_HZ = 16000
@@ -102,6 +103,15 @@ def user_says(text: str, voice: str = "en-us+f3", wpm: int = 165, pitch: int = 5
     x = resample(audio.mono(), audio.sample_rate_hz, RATE_HZ)
     onset = speech_onset_s(x, threshold_db=-40.0) or 0.0
     return x[int(onset * RATE_HZ) :]
+
+
+def far_field_response(rt60_s: float, direct_db: float, seed: int) -> np.ndarray:
+    """A made-up impulse response from across a room (a person, a knock): the echo path's
+    reverberant tail (device/audio/echo_path.py) with the direct sound `direct_db` above all
+    of it."""
+    response = reverb_tail(RATE_HZ, rt60_s, np.random.default_rng(seed))
+    response[0] = np.sqrt(np.sum(response[1:] ** 2)) * 10 ** (direct_db / 20)
+    return response.astype(np.float32)
 
 
 def pink_noise(seconds: float, dbfs: float, seed: int = 0) -> np.ndarray:

@@ -2,13 +2,11 @@
 
 import numpy as np
 
-from device.audio.echo_path import reverb_tail
-from device.scenarios import RATE_HZ, USER_VOICES, active_rms, interruption
+from device.scenarios import RATE_HZ, USER_VOICES, active_rms, far_field_response, interruption
 
 
 def test_a_user_heard_through_a_room_keeps_their_level_and_onset_and_gains_a_tail():
-    response = reverb_tail(RATE_HZ, 0.4, np.random.default_rng(1)).astype(np.float32)
-    response[0] = np.sqrt(np.sum(response[1:] ** 2))  # the direct sound as loud as the reverberation
+    response = far_field_response(0.4, 0.0, seed=1)  # the direct sound as loud as the reverberation
     said = dict(text="Wait a second.", voice=USER_VOICES[0], at_s=1.0, total_s=4.0, noise_dbfs=None)
     dry, wet = interruption(**said), interruption(**said, response=response)
 
