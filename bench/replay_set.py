@@ -194,13 +194,18 @@ def make_users_in_a_room(per_answer: int = 6) -> list[Scenario]:
     through a room, near and far (KNOCK_DIRECT_DB: the direct sound as loud as the
     reverberation, a metre or two away; or 9 dB under it, across the room): the other users
     reach the mic dry, as if they stood by the device."""
-    return [scenario for room in KNOCK_DIRECT_DB
-            for scenario in _users(per_answer, "interruption", INTERRUPTIONS, times_seed=7, first_seed=0, room=room)]
+    return [scenario for room in KNOCK_DIRECT_DB for scenario in _interrupting(per_answer, room)]
+
+
+def _interrupting(per_answer: int, room: str = "") -> list[Scenario]:
+    """The users who interrupt the device in make_set(); make_users_in_a_room() has the same
+    ones heard through a room."""
+    return _users(per_answer, "interruption", INTERRUPTIONS, times_seed=7, first_seed=0, room=room)
 
 
 def make_set(per_answer: int = 6) -> tuple[list[Scenario], list[Scenario]]:
     """(interruptions, echo-only) scenarios; each interruption has a different voice and text."""
-    interrupts = _users(per_answer, "interruption", INTERRUPTIONS, times_seed=7, first_seed=0)
+    interrupts = _interrupting(per_answer)
     echo_only = []
     for a, (answer_wav, seconds) in enumerate(answer_files()):
         path = CACHE / f"nouser{a}.wav"
