@@ -6,6 +6,8 @@
     --val-also val-305000)
     .venv/bin/python models/bargein/train.py --restart-share 0.5 [--restart-at-resumption 0.5] --out N.onnx
     .venv/bin/python models/bargein/train.py --init M.onnx --teacher M.onnx --learn-split --out N.onnx
+    .venv/bin/python models/bargein/train.py --hidden 128 --teacher M.onnx --learn-split --out N.onnx
+    (a new, larger model learning from a smaller teacher)
 
 The model: feature normalisation (from the training set), a linear layer, two GRU
 layers and a 3-way softmax (nobody / a person talking to the device / a backchannel),
@@ -282,6 +284,11 @@ def main() -> None:
     resumed = resumptions(load_playing("train", args.data)[kept]) if args.restart_share > 0 else []
     w = torch.tensor(frame_weights(train_y, [m["kind"] for m in train_meta], args.sound_weight))
     teacher = from_onnx(args.teacher).eval() if args.teacher else None
+
+    def teacher_h0(batch: int) -> torch.Tensor:
+        """A fresh state of the teacher's own shape (it may be smaller than the model trained)."""
+        return torch.zeros(teacher.gru.num_layers, batch, teacher.gru.hidden_size)
+
     # With a teacher, only the scenarios of --learn-kind learn from their labels.
     learns = torch.tensor([m["kind"] in args.learn_kind for m in train_meta])
     vx, vy = torch.tensor(val_x), torch.tensor(val_y)
@@ -305,7 +312,7 @@ def main() -> None:
             target = y[idx].reshape(-1)
             if teacher is not None:  # the other kinds: learn what the teacher says of them
                 with torch.no_grad():
-                    taught = torch.softmax(teacher(x[idx], h0)[0], dim=-1)
+                    taught = torch.softmax(teacher(x[idx], teacher_h0(len(idx)))[0], dim=-1)
                 labelled = nn.functional.one_hot(y[idx], 3).float()
                 target = torch.where(learns[idx, None, None], labelled, taught)
                 talking = (y[idx] > 0)[..., None]
