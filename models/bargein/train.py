@@ -62,6 +62,10 @@ class BargeInNet(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(hidden, 3)
 
+    def fresh_state(self, batch: int) -> torch.Tensor:
+        """The GRU's state at the start of a sequence, for `batch` sequences."""
+        return torch.zeros(self.gru.num_layers, batch, self.gru.hidden_size)
+
     def forward(self, features: torch.Tensor, state: torch.Tensor):
         z = self.drop(torch.relu(self.inp((features - self.mean) / self.std * self.mask)))
         y, state_out = self.gru(z, state)
@@ -268,7 +272,6 @@ def main() -> None:
     val_x, val_y = (np.concatenate([part[i] for part in val_parts]) for i in (0, 1))
     if args.init:
         net = from_onnx(args.init, args.dropout)
-        args.hidden, args.layers = net.gru.hidden_size, net.gru.num_layers
     else:
         mean = train_x.reshape(-1, train_x.shape[-1]).mean(axis=0)
         std = train_x.reshape(-1, train_x.shape[-1]).std(axis=0) + 1e-3
@@ -283,12 +286,7 @@ def main() -> None:
     x, y = torch.tensor(train_x), torch.tensor(train_y)
     resumed = resumptions(load_playing("train", args.data)[kept]) if args.restart_share > 0 else []
     w = torch.tensor(frame_weights(train_y, [m["kind"] for m in train_meta], args.sound_weight))
-    teacher = from_onnx(args.teacher).eval() if args.teacher else None
-
-    def teacher_h0(batch: int) -> torch.Tensor:
-        """A fresh state of the teacher's own shape (it may be smaller than the model trained)."""
-        return torch.zeros(teacher.gru.num_layers, batch, teacher.gru.hidden_size)
-
+    teacher = from_onnx(args.teacher).eval() if args.teacher else None  # of any size: it has its own state
     # With a teacher, only the scenarios of --learn-kind learn from their labels.
     learns = torch.tensor([m["kind"] in args.learn_kind for m in train_meta])
     vx, vy = torch.tensor(val_x), torch.tensor(val_y)
@@ -303,7 +301,7 @@ def main() -> None:
         total = 0.0
         for i in range(0, len(order), args.batch):
             idx = order[i : i + args.batch]
-            h0 = torch.zeros(args.layers, len(idx), args.hidden)
+            h0 = net.fresh_state(len(idx))
             if args.restart_share > 0:
                 logits = restarted(net, x[idx], y[idx], h0, args.restart_share, rng,
                                    [resumed[j] for j in idx], args.restart_at_resumption)
@@ -312,7 +310,7 @@ def main() -> None:
             target = y[idx].reshape(-1)
             if teacher is not None:  # the other kinds: learn what the teacher says of them
                 with torch.no_grad():
-                    taught = torch.softmax(teacher(x[idx], teacher_h0(len(idx)))[0], dim=-1)
+                    taught = torch.softmax(teacher(x[idx], teacher.fresh_state(len(idx)))[0], dim=-1)
                 labelled = nn.functional.one_hot(y[idx], 3).float()
                 target = torch.where(learns[idx, None, None], labelled, taught)
                 talking = (y[idx] > 0)[..., None]
@@ -331,7 +329,7 @@ def main() -> None:
         scheduler.step()
         net.eval()
         with torch.no_grad():
-            vlogits, _ = net(vx, torch.zeros(args.layers, len(vx), args.hidden))
+            vlogits, _ = net(vx, net.fresh_state(len(vx)))
             vloss = loss_fn(vlogits.reshape(-1, 3), vy.reshape(-1)).mean().item()
             pred = vlogits.argmax(-1)
             recall = [(pred[vy == c] == c).float().mean().item() for c in range(3)]
@@ -349,14 +347,13 @@ def export(net: BargeInNet, check_sequence: np.ndarray, path: Path = MODEL) -> N
     import onnxruntime
 
     streaming = Streaming(net).eval()  # the exporter restores this mode afterwards, recursively
-    hidden, layers = net.gru.hidden_size, net.gru.num_layers
-    features, state = torch.zeros(1, 1, net.mean.shape[0]), torch.zeros(layers, 1, hidden)
+    features, state = torch.zeros(1, 1, net.mean.shape[0]), net.fresh_state(1)
     torch.onnx.export(streaming, (features, state), str(path), input_names=["features", "state"],
                       output_names=["probs", "state_out"], opset_version=17, dynamo=False)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     with torch.no_grad():
-        expected, _ = streaming(torch.tensor(check_sequence[None]), torch.zeros(layers, 1, hidden))
-    s = np.zeros((layers, 1, hidden), dtype=np.float32)
+        expected, _ = streaming(torch.tensor(check_sequence[None]), net.fresh_state(1))
+    s = net.fresh_state(1).numpy()
     got = []
     for frame in check_sequence:
         p, s = session.run(None, {"features": frame[None, None].astype(np.float32), "state": s})
