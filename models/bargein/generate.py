@@ -421,7 +421,7 @@ def render(spec: Spec) -> dict:
         mic[lead:] += burst * np.float32(10 ** (rng.uniform(-20, -6) / 20))
     mic *= np.float32(10 ** (spec.mic_gain_db / 20))
     mic = np.clip(np.round(mic * 32767), -32768, 32767).astype(np.float32) / 32767  # the ADC
-    return {"mic": mic, "ref": ref, "labels": labels, "onset_frame": onset // FRAME_SAMPLES,
+    return {"mic": mic, "ref": ref, "labels": labels, "onset": onset, "onset_frame": onset // FRAME_SAMPLES,
             "onset_s": (onset - lead) / RATE, "first_frame": lead // FRAME_SAMPLES}
 
 
