@@ -9,6 +9,9 @@ own estimator (GCC-PHAT) finds. Prints per canceller and echo level:
 - ERLE: echo reduction on the echo-only part, after 2 s of convergence;
 - WER: Whisper tiny.en's word error rate on the user's words from the canceller's output
   (double talk: the echo is still playing), against what the user said;
+- rise: how far the canceller's output rises, in the user's first 300 ms, above what the
+  same canceller (started afresh) leaves of the same echo with nobody talking: what a
+  barge-in detector after it has to go on at the onset;
 - CPU: thread time per second of audio.
 Engines not installed are skipped (pyaec, pywebrtc-audio, livekit are not device deps).
 """
@@ -40,6 +43,7 @@ from device.stt import WhisperRecognizer, whisper_model_dir  # noqa: E402
 
 RATE = 16000
 BLOCK = 512
+ONSET_S = 0.3  # the onset window of the rise: about what a barge-in must be decided on
 
 
 class PyAec:
@@ -169,6 +173,7 @@ def main() -> None:
             onset = sc.onset_s
             user_span = slice(int((onset - 0.3) * RATE), min(n, int((onset + 2.5) * RATE)))
             echo_span = slice(2 * RATE, int((onset - 0.3) * RATE))
+            onset_span = slice(int(onset * RATE), min(n, int((onset + ONSET_S) * RATE)))
             for cls in classes:
                 aec = cls()
                 t0 = time.thread_time()
@@ -177,25 +182,31 @@ def main() -> None:
                 out = out[:n]
                 echo_power = np.mean(echo[echo_span] ** 2)
                 erle = 10 * np.log10(echo_power / (np.mean(out[echo_span] ** 2) + 1e-12)) if echo_span.stop > echo_span.start else float("nan")
-                rows.append({"level": level, "engine": cls.name, "erle": erle, "cpu_ms": cpu * 1000,
+                left = cls().process(echo[:n], ref[:n])[:n]  # what it leaves of the echo alone
+                rise = 10 * np.log10(np.mean(out[onset_span] ** 2) / (np.mean(left[onset_span] ** 2) + 1e-12))
+                rows.append({"level": level, "engine": cls.name, "erle": erle, "rise": rise, "cpu_ms": cpu * 1000,
                              "wer": wer(meta["text"], stt.transcribe(out[user_span])),
                              "delay_ms": (estimator.delay_samples or 0) / 16})
-            rows.append({"level": level, "engine": "the user alone (no echo at all)", "erle": float("nan"),
+            rows.append({"level": level, "engine": "the user alone (no echo at all)", "erle": float("nan"), "rise": float("nan"),
                          "cpu_ms": 0.0, "wer": wer(meta["text"], stt.transcribe(user[user_span])), "delay_ms": 0.0})
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; {len(interrupts)} double-talk scenarios per echo level "
           f"(6 voices, rooms small/none); delay found by GCC-PHAT: "
           f"{np.median([r['delay_ms'] for r in rows if r['delay_ms']]):.1f} ms median (true: 24 ms + speaker + room)\n")
     names = list(dict.fromkeys(r["engine"] for r in rows))
-    print(f"{'canceller':<38} | " + " | ".join(f"echo +{int(l):>2} dB: ERLE  WER" for l in (0, 10, 20)) + " | CPU ms per s")
+    print(f"{'canceller':<38} | " + " | ".join(f"echo +{int(l):>2} dB: ERLE  WER  rise" for l in (0, 10, 20))
+          + " | CPU ms per s")
     for name in names:
         cells = []
         for level in (0.0, 10.0, 20.0):
             sel = [r for r in rows if r["engine"] == name and r["level"] == level]
-            cells.append(f"       {np.nanmedian([r['erle'] for r in sel]):5.1f} {np.mean([r['wer'] for r in sel]):5.2f}")
+            cells.append(f"       {np.nanmedian([r['erle'] for r in sel]):5.1f} {np.mean([r['wer'] for r in sel]):5.2f} "
+                         f"{np.nanmedian([r['rise'] for r in sel]):5.1f}")
         cpu = np.mean([r["cpu_ms"] for r in rows if r["engine"] == name])
         print(f"{name:<38} | " + " | ".join(cells) + f" | {cpu:8.1f}")
     print("\nERLE: median dB of echo removed (echo-only part); WER: mean word error rate of Whisper on the user's "
-          "words while the echo plays (lower is better)")
+          "words while the echo plays (lower is better); rise: median dB by which the output rises in the user's "
+          f"first {ONSET_S * 1000:.0f} ms above what the canceller leaves of the echo alone (higher: the onset "
+          "is easier to hear)")
 
 
 if __name__ == "__main__":
