@@ -11,7 +11,8 @@ own estimator (GCC-PHAT) finds. Prints per canceller and echo level:
   (double talk: the echo is still playing), against what the user said;
 - rise: how far the canceller's output rises, in the user's first 300 ms, above what the
   same canceller (started afresh) leaves of the same echo with nobody talking: what a
-  barge-in detector after it has to go on at the onset;
+  barge-in detector behind it has to go on (bench/onset_audibility.py: per 32 ms, on the
+  held-out scenarios);
 - CPU: thread time per second of audio.
 Engines not installed are skipped (pyaec, pywebrtc-audio, livekit are not device deps).
 """
@@ -43,7 +44,7 @@ from device.stt import WhisperRecognizer, whisper_model_dir  # noqa: E402
 
 RATE = 16000
 BLOCK = 512
-ONSET_S = 0.3  # the onset window of the rise: about what a barge-in must be decided on
+ONSET_S = 0.3  # the rise's window from the user's onset (bench/onset_audibility.py: per 32 ms)
 
 
 class PyAec:
@@ -187,8 +188,8 @@ def main() -> None:
                 rows.append({"level": level, "engine": cls.name, "erle": erle, "rise": rise, "cpu_ms": cpu * 1000,
                              "wer": wer(meta["text"], stt.transcribe(out[user_span])),
                              "delay_ms": (estimator.delay_samples or 0) / 16})
-            rows.append({"level": level, "engine": "the user alone (no echo at all)", "erle": float("nan"), "rise": float("nan"),
-                         "cpu_ms": 0.0, "wer": wer(meta["text"], stt.transcribe(user[user_span])), "delay_ms": 0.0})
+            rows.append({"level": level, "engine": "the user alone (no echo at all)", "erle": float("nan"),
+                         "rise": float("nan"), "cpu_ms": 0.0, "wer": wer(meta["text"], stt.transcribe(user[user_span])), "delay_ms": 0.0})
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; {len(interrupts)} double-talk scenarios per echo level "
           f"(6 voices, rooms small/none); delay found by GCC-PHAT: "
           f"{np.median([r['delay_ms'] for r in rows if r['delay_ms']]):.1f} ms median (true: 24 ms + speaker + room)\n")
