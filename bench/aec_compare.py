@@ -119,6 +119,11 @@ class NoAec:
         return mic
 
 
+def rise_db(heard: np.ndarray, left: np.ndarray, span: slice) -> float:
+    """How far `heard` (a person and the echo) rises over `left` (the echo alone) in `span`, dB."""
+    return float(10 * np.log10(np.mean(heard[span] ** 2) / (np.mean(left[span] ** 2) + 1e-12)))
+
+
 def _padded(x: np.ndarray, block: int) -> np.ndarray:
     return np.pad(x, (0, -len(x) % block))
 
@@ -184,12 +189,13 @@ def main() -> None:
                 echo_power = np.mean(echo[echo_span] ** 2)
                 erle = 10 * np.log10(echo_power / (np.mean(out[echo_span] ** 2) + 1e-12)) if echo_span.stop > echo_span.start else float("nan")
                 left = cls().process(echo[:n], ref[:n])[:n]  # what it leaves of the echo alone
-                rise = 10 * np.log10(np.mean(out[onset_span] ** 2) / (np.mean(left[onset_span] ** 2) + 1e-12))
-                rows.append({"level": level, "engine": cls.name, "erle": erle, "rise": rise, "cpu_ms": cpu * 1000,
+                rows.append({"level": level, "engine": cls.name, "erle": erle, "rise": rise_db(out, left, onset_span),
+                             "cpu_ms": cpu * 1000,
                              "wer": wer(meta["text"], stt.transcribe(out[user_span])),
                              "delay_ms": (estimator.delay_samples or 0) / 16})
             rows.append({"level": level, "engine": "the user alone (no echo at all)", "erle": float("nan"),
-                         "rise": float("nan"), "cpu_ms": 0.0, "wer": wer(meta["text"], stt.transcribe(user[user_span])), "delay_ms": 0.0})
+                         "rise": float("nan"), "cpu_ms": 0.0,
+                         "wer": wer(meta["text"], stt.transcribe(user[user_span])), "delay_ms": 0.0})
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; {len(interrupts)} double-talk scenarios per echo level "
           f"(6 voices, rooms small/none); delay found by GCC-PHAT: "
           f"{np.median([r['delay_ms'] for r in rows if r['delay_ms']]):.1f} ms median (true: 24 ms + speaker + room)\n")
@@ -200,8 +206,9 @@ def main() -> None:
         cells = []
         for level in (0.0, 10.0, 20.0):
             sel = [r for r in rows if r["engine"] == name and r["level"] == level]
-            cells.append(f"       {np.nanmedian([r['erle'] for r in sel]):5.1f} {np.mean([r['wer'] for r in sel]):5.2f} "
-                         f"{np.nanmedian([r['rise'] for r in sel]):5.1f}")
+            erle, wer_, rise = (np.nanmedian([r["erle"] for r in sel]), np.mean([r["wer"] for r in sel]),
+                                np.nanmedian([r["rise"] for r in sel]))
+            cells.append(f"       {erle:5.1f} {wer_:5.2f} {rise:5.1f}")
         cpu = np.mean([r["cpu_ms"] for r in rows if r["engine"] == name])
         print(f"{name:<38} | " + " | ".join(cells) + f" | {cpu:8.1f}")
     print("\nERLE: median dB of echo removed (echo-only part); WER: mean word error rate of Whisper on the user's "

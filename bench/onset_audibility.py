@@ -37,7 +37,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "models" / "bargein"))
 
-from aec_compare import LiveKitApm, WebRtcAec3  # noqa: E402
+from aec_compare import LiveKitApm, WebRtcAec3, rise_db  # noqa: E402
 from classifier_eval import BINS, confirmed_ms, load_scenes, stack_rule  # noqa: E402
 from generate import FRAME_SAMPLES, draw, render  # noqa: E402
 
@@ -71,11 +71,6 @@ def cancellers() -> dict:
         if importlib.util.find_spec(module) is not None:
             out[cls.name] = lambda mic, ref, cls=cls: cls().process(mic, ref)
     return out
-
-
-def rise_db(heard: np.ndarray, left: np.ndarray, span: slice) -> float:
-    """How far `heard` (a person and the echo) rises over `left` (the echo alone) in `span`, dB."""
-    return float(10 * np.log10(np.mean(heard[span] ** 2) / (np.mean(left[span] ** 2) + 1e-12)))
 
 
 def rises(index: int) -> dict[str, tuple[list[float], float]]:
@@ -116,7 +111,8 @@ def main() -> None:
     latency = [confirmed_ms(s, stack_rule(s, config, model)) for s in scenes]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; split {args.split}: {len(scenes)} interruptions "
           "of a running device (voices, rooms and device sentences never trained on)")
-    print("\nmedian rise (dB) of each canceller's output over what it leaves of the same echo, per 32 ms from the onset")
+    print("\nmedian rise (dB) of each canceller's output over what it leaves of the same echo, "
+          "per 32 ms from the onset")
     for label, lo, hi in BINS[:2] + [("echo 10..15 dB louder", 10.0, 15.0), ("echo 15..20 dB louder", 15.0, 20.1)]:
         rows = [r for r, s in zip(rise, scenes) if lo < s["echo_over_user_db"] <= hi]
         if not rows:
@@ -124,7 +120,8 @@ def main() -> None:
         print(f"\n{label} ({len(rows)} interruptions)   ms from the onset: "
               + " ".join(f"{k * 32:>3d}+" for k in range(WINDOWS)))
         for name in names:
-            print(f"  {name:<40}" + " ".join(f"{np.median([r[name][0][k] for r in rows]):4.1f}" for k in range(WINDOWS)))
+            medians = [np.median([r[name][0][k] for r in rows]) for k in range(WINDOWS)]
+            print(f"  {name:<40}" + " ".join(f"{m:4.1f}" for m in medians))
     quiet = [k for k, r in enumerate(rise) if max(r[name][1] for name in names) < QUIET_DB]
     fast = sum(1 for k in quiet if latency[k] is not None and latency[k] <= SLOW_MS)
     print(f"\n{len(quiet)} of {len(scenes)} interruptions rise less than {QUIET_DB:.0f} dB in their first "
