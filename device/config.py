@@ -120,8 +120,9 @@ class BargeInConfig:
     not kept waiting for a third frame."""
     converging_sure_frames: int = 4
     """The same while the canceller is converging (instead of converging_confirm_frames)."""
-    confirm_sure_prob: float = 0.95
-    """See confirm_sure_frames (above 1: never)."""
+    confirm_sure_prob: float = 0.9
+    """See confirm_sure_frames (above 1: never). A knock dying away needs transient_sure_prob
+    instead (MODEL_CARD.md, "Knocks")."""
     reject_silence_frames: int = 4
     """Consecutive non-speech frames that reject a tentative barge-in."""
     reject_weak_frames: int = 6
@@ -139,7 +140,7 @@ class BargeInConfig:
     much above the two frames before it (energy in the cancelled mic that the echo does not
     explain), and is now dying away: transient_decay_db or more below that frame, not risen
     again by transient_rise_db. Its frames' evidence is held back (not when the classifier is
-    confirm_sure_prob sure of a person): it counts once the sound rises again, or when the
+    transient_sure_prob sure of a person): it counts once the sound rises again, or when the
     classifier still hears a person after transient_hold_frames of them; if the classifier
     stops hearing one first, all the evidence so far is dropped. A knock is loud at once and
     then only fades, a voice rises again with each syllable (MODEL_CARD.md, "Knocks";
@@ -150,6 +151,9 @@ class BargeInConfig:
     """See transient_jump_db."""
     transient_hold_frames: int = 2
     """See transient_jump_db."""
+    transient_sure_prob: float = 0.95
+    """A frame of a knock dying away counts at once when the classifier is this sure of a
+    person, and only then towards confirm_sure_frames (see transient_jump_db)."""
     rejoin_ms: float = 600.0
     """A new tentative barge-in this soon after rejecting one with evidence of a person
     (a frame counted towards confirmation) keeps the rejected one's onset (likely the same

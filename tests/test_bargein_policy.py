@@ -83,6 +83,22 @@ def test_a_knock_dying_away_is_not_a_person():
     assert run_levels(BargeInPolicy(cfg), sure)[:2] == [(4, "bargein_tentative"), (5, "bargein_confirmed")]
 
 
+def test_a_knock_is_never_sure_enough_to_skip_the_wait():
+    # Two frames at confirm_sure_prob confirm a person; a frame dying away like a knock counts
+    # towards that only at transient_sure_prob, which may be stricter. Here the classifier
+    # gives the knock 0.92, sure enough for a voice but not for a knock dying away.
+    cfg = replace(CFG, confirm_sure_prob=0.9, transient_sure_prob=0.95)
+    knock = BEFORE_A_SOUND + [(0.9, 0.92, 28.0), (0.9, 0.92, 19.0), (0.9, 0.92, 14.0), (0.9, 0.3, 10.0),
+                              (0.9, 0.1, 6.0)] + [(0.1, 0.0, 0.0)] * 6
+    assert run_levels(BargeInPolicy(cfg), knock) == [(4, "bargein_tentative"), (12, "bargein_rejected")]
+    # With the knock's threshold the sure rule's own, its second frame would confirm it.
+    tied = replace(cfg, transient_sure_prob=0.9)
+    assert run_levels(BargeInPolicy(tied), knock)[:2] == [(4, "bargein_tentative"), (5, "bargein_confirmed")]
+    # A voice the classifier is as sure of, rising again with its next syllable: two frames.
+    voice = BEFORE_A_SOUND + [(0.9, 0.92, 20.0), (0.9, 0.92, 24.0)] + [(0.9, 0.92, 22.0)] * 3
+    assert run_levels(BargeInPolicy(cfg), voice)[:2] == [(4, "bargein_tentative"), (5, "bargein_confirmed")]
+
+
 def test_a_voice_that_starts_loud_is_confirmed_when_it_rises_again_or_goes_on():
     # "Okay, ...": as sudden as a knock and 6.6 dB down in its third frame, so frames 6 and 7
     # are held back; the next syllable rises again (transient_rise_db) and they count.

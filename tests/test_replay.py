@@ -68,20 +68,22 @@ def test_replay_is_deterministic(recordings):
     assert virtual(run(recordings, "interrupt_m3.wav")) == virtual(run(recordings, "interrupt_m3.wav"))
 
 
-def test_user_who_starts_talking_as_the_answer_ends_is_listened_to(recordings, tmp_path):
-    # The user starts "Wait, stop, what about tomorrow?" 0.1 s before the answer's last
-    # sample: the device ducks (tentative), then the answer runs out before it can confirm.
+@pytest.mark.parametrize("lead_s, confirmed", [(0.08, 0), (0.1, 1)])
+def test_user_who_starts_talking_as_the_answer_ends_is_listened_to(recordings, tmp_path, lead_s, confirmed):
+    # The user starts "Wait, stop, what about tomorrow?" just before the answer's last sample.
+    # 80 ms before it the device ducks (tentative), then the answer runs out before it can
+    # confirm; 100 ms before it, it confirms in time (53 ms after the onset).
     answer_s = read_wav(recordings / "answer.wav").duration_s
     user = read_mono(recordings / "interrupt_f3.wav", 16000)
-    shift = answer_s - 0.1 - onset_of("interrupt_f3.wav")
+    shift = answer_s - lead_s - onset_of("interrupt_f3.wav")
     write_wav(tmp_path / "late.wav", np.concatenate([np.zeros(round(shift * 16000), np.float32), user]), 16000)
     onset = onset_of("interrupt_f3.wav") + shift
     result = asyncio.run(asyncio.wait_for(
         replay(Config(), tmp_path / "late.wav", recordings / "answer.wav", onset_s=onset), 120))
     causes = [(e["from"], e["to"], e["cause"]) for e in result.events if e["event"] == "state"]
-    assert result.tentatives == 1 and result.confirmations == 0
+    assert result.tentatives == 1 and result.confirmations == confirmed
     # Not idle (its words would be lost): it listens to them, from before their onset.
-    assert ("speaking", "listening", "answer_done_user_talking") in causes
+    assert ("speaking", "listening", "bargein_confirmed" if confirmed else "answer_done_user_talking") in causes
     utterance = next(e for e in result.events if e["event"] == "utterance")
     assert utterance["start"] <= onset - 0.2 and utterance["end"] > onset + 1.0
     # The duck ended with the answer: whatever plays next starts at full volume.

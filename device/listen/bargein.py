@@ -287,7 +287,7 @@ class BargeInPolicy:
         if speech:
             self._silence_run = 0
             if user_prob >= self._cfg.confirm_user_prob:
-                if (dying_away and user_prob < self._cfg.confirm_sure_prob
+                if (dying_away and user_prob < self._cfg.transient_sure_prob
                         and self._held < self._cfg.transient_hold_frames):
                     self._held += 1
                 else:
@@ -300,7 +300,10 @@ class BargeInPolicy:
             self._silence_run += 1
             if self._held:
                 self._evidence = self._held = 0
-        self._sure_run = self._sure_run + 1 if speech and user_prob >= self._cfg.confirm_sure_prob else 0
+        sure = speech and user_prob >= self._cfg.confirm_sure_prob
+        if dying_away and user_prob < self._cfg.transient_sure_prob:
+            sure = False  # a knock's frame is not sure enough to skip the wait
+        self._sure_run = self._sure_run + 1 if sure else 0
         if self._evidence >= needed or self._sure_run >= sure_needed:
             self.phase = Phase.CONFIRMED
             self._transient.end()
