@@ -83,15 +83,21 @@ def rises(index: int) -> dict[str, tuple[list[float], float]]:
     out = {}
     for name, cancel in cancellers().items():
         heard = cancel(person["mic"][:n], person["ref"][:n])[:n]
-        left = cancel(nobody["mic"][:n], nobody["ref"][:n])[:n]
-        windows = [rise_db(heard, left, slice(onset + k * FRAME_SAMPLES, onset + (k + 1) * FRAME_SAMPLES))
-                   for k in range(WINDOWS)]
-        out[name] = windows, rise_db(heard, left, slice(onset, onset + EARLY * FRAME_SAMPLES))
+        out[name] = window_rises(heard, cancel(nobody["mic"][:n], nobody["ref"][:n])[:n], onset)
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def window_rises(heard: np.ndarray, left: np.ndarray, onset: int) -> tuple[list[float], float]:
+    """How far `heard` rises over `left` (dB) in each 32 ms window from the sample `onset`, and
+    in its first EARLY windows together."""
+    return ([rise_db(heard, left, slice(onset + k * FRAME_SAMPLES, onset + (k + 1) * FRAME_SAMPLES))
+             for k in range(WINDOWS)],
+            rise_db(heard, left, slice(onset, onset + EARLY * FRAME_SAMPLES)))
+
+
+def running_interruptions(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, Config, list[dict]]:
+    """The command line (--split, --jobs, --limit and what `parser` already has), the default
+    config, and the split's interruptions of a running device."""
     parser.add_argument("--split", default="test", help="a held-out split made by generate.py --split test")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--limit", type=int, help="only the first N interruptions (a quick look)")
@@ -99,9 +105,14 @@ def main() -> None:
     if not args.split.startswith("test"):
         sys.exit("--split: the scenarios are drawn again from their seeds as test scenarios; give a test split")
     config = load_config(None)
-    model = verified_path(config.bargein.classifier_model)
     scenes = [s for s in load_scenes(args.split, config.aec.converge_s)
               if s["kind"] == "interruption" and s["onset_frame"] >= s["warm_from"]][: args.limit]
+    return args, config, scenes
+
+
+def main() -> None:
+    args, config, scenes = running_interruptions(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    model = verified_path(config.bargein.classifier_model)
     names = list(cancellers())
     for cls, module, package in OPTIONAL:
         if cls.name not in names:

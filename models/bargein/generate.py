@@ -334,6 +334,12 @@ def knocks(seconds: float, rng, room_ir: np.ndarray | None = None) -> np.ndarray
 
 def room_irs(spec: Spec, rng) -> dict[str, np.ndarray]:
     """Impulse responses to the mic from the device's speaker, the user and a TV."""
+    return room_irs_at(spec, rng, [(0.0, 0.0, 0.0)])[0]
+
+
+def room_irs_at(spec: Spec, rng, mic_offsets) -> list[dict[str, np.ndarray]]:
+    """room_irs() at several mics, each `mic_offsets[k]` metres (x, y, z) from the device's mic
+    (an array: bench/two_mic_onset.py); the same draws from `rng`, so the same room."""
     import pyroomacoustics as pra
 
     dims = np.array(spec.room)
@@ -349,9 +355,11 @@ def room_irs(spec: Spec, rng) -> dict[str, np.ndarray]:
     tv = np.array([rng.uniform(0.3, dims[0] - 0.3), dims[1] - 0.3, 1.0])
     for position in (device, user, tv):
         room.add_source(position)
-    room.add_microphone(mic)
+    room.add_microphone(np.stack([np.clip(mic + np.asarray(offset), 0.05, dims - 0.05) for offset in mic_offsets],
+                                 axis=1))
     room.compute_rir()
-    return {name: np.asarray(room.rir[0][i], dtype=np.float32) for i, name in enumerate(("device", "user", "tv"))}
+    return [{name: np.asarray(room.rir[m][i], dtype=np.float32) for i, name in enumerate(("device", "user", "tv"))}
+            for m in range(len(mic_offsets))]
 
 
 def loudspeaker(audio: np.ndarray, spec: Spec) -> np.ndarray:
@@ -368,13 +376,16 @@ def at(signal: np.ndarray, dbfs: float) -> np.ndarray:
 # -- one scenario ---------------------------------------------------------------------------
 
 
-def render(spec: Spec) -> dict:
-    """The mic and reference of a scenario (lead-in and labelled part), and the frame labels."""
-    rng = np.random.default_rng(spec.seed + 7)
+def span(spec: Spec) -> tuple[int, int]:
+    """Samples of the scenario's lead-in, and in all (the lead-in and the labelled part)."""
     lead = round(spec.lead_in_s / FRAME_S) * FRAME_SAMPLES
-    total = lead + int(LABELLED_S * RATE)
+    return lead, lead + int(LABELLED_S * RATE)
+
+
+def device_reference(spec: Spec, rng, total: int) -> np.ndarray:
+    """What the device sends to its DAC: its lines one after another, with short gaps."""
     lines = device_lines(spec.split, spec.take)
-    ref = np.zeros(total, dtype=np.float32)  # what the device sends to its DAC
+    ref = np.zeros(total, dtype=np.float32)
     pos = 0
     while pos < total:
         line = lines[rng.integers(len(lines))] * np.float32(rng.uniform(0.7, 1.0))
@@ -382,12 +393,31 @@ def render(spec: Spec) -> dict:
         ref[pos:end] = line[: end - pos]
         pos = end + int(rng.uniform(0.1, 0.6) * RATE)
     if spec.device_pause:
-        a, b = (lead + int(t * RATE) for t in spec.device_pause)
+        a, b = (span(spec)[0] + int(t * RATE) for t in spec.device_pause)
         ref[a:b] = 0.0
-    irs = room_irs(spec, rng)
+    return ref
+
+
+def echo_at(spec: Spec, ref: np.ndarray, device_ir: np.ndarray) -> np.ndarray:
+    """The device's voice at a mic: through its loudspeaker, the room and the output delay."""
     delay = int(spec.output_delay_ms * RATE / 1000)
-    echo = np.convolve(loudspeaker(ref, spec), irs["device"])[:total]
-    echo = np.concatenate([np.zeros(delay, np.float32), echo[: total - delay]])
+    echo = np.convolve(loudspeaker(ref, spec), device_ir)[: len(ref)]
+    return np.concatenate([np.zeros(delay, np.float32), echo[: len(ref) - delay]])
+
+
+def adc(mic: np.ndarray, spec: Spec) -> np.ndarray:
+    """The mic's gain and its 16-bit converter."""
+    mic = mic * np.float32(10 ** (spec.mic_gain_db / 20))
+    return np.clip(np.round(mic * 32767), -32768, 32767).astype(np.float32) / 32767
+
+
+def render(spec: Spec) -> dict:
+    """The mic and reference of a scenario (lead-in and labelled part), and the frame labels."""
+    rng = np.random.default_rng(spec.seed + 7)
+    lead, total = span(spec)
+    ref = device_reference(spec, rng, total)
+    irs = room_irs(spec, rng)
+    echo = echo_at(spec, ref, irs["device"])
     echo = at(echo, spec.echo_dbfs) if active_rms(echo) > 0 else echo
     user_dbfs = spec.echo_dbfs - spec.echo_over_user_db
     mic = echo + pink_noise(total / RATE + 0.1, spec.fan_dbfs, seed=spec.seed)[:total]
@@ -419,8 +449,7 @@ def render(spec: Spec) -> dict:
     elif spec.kind in ("knocks", ROOM_KNOCKS):  # in the labelled part
         burst = knocks(LABELLED_S, rng, irs["user"] if spec.kind == ROOM_KNOCKS else None)
         mic[lead:] += burst * np.float32(10 ** (rng.uniform(-20, -6) / 20))
-    mic *= np.float32(10 ** (spec.mic_gain_db / 20))
-    mic = np.clip(np.round(mic * 32767), -32768, 32767).astype(np.float32) / 32767  # the ADC
+    mic = adc(mic, spec)
     return {"mic": mic, "ref": ref, "labels": labels, "onset": onset, "onset_frame": onset // FRAME_SAMPLES,
             "onset_s": (onset - lead) / RATE, "first_frame": lead // FRAME_SAMPLES}
 
