@@ -50,6 +50,7 @@ WINDOWS = 8  # 32 ms windows from the onset
 EARLY = 3  # the first 96 ms: "rises less than 1 dB in its first 96 ms"
 QUIET_DB = 1.0
 SLOW_MS = 200  # the issue's p95 target
+ECHO_BINS = BINS[:2] + [("echo 10..15 dB louder", 10.0, 15.0), ("echo 15..20 dB louder", 15.0, 20.1)]
 
 
 def device_front(mic: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -110,6 +111,19 @@ def running_interruptions(parser: argparse.ArgumentParser) -> tuple[argparse.Nam
     return args, config, scenes
 
 
+def print_medians(rise: list[dict], scenes: list[dict], width: int) -> None:
+    """Per echo level, the median rise of each output (the keys of `rise`'s dicts) per window."""
+    for label, lo, hi in ECHO_BINS:
+        rows = [r for r, s in zip(rise, scenes) if lo < s["echo_over_user_db"] <= hi]
+        if not rows:
+            continue
+        print(f"\n{label} ({len(rows)} interruptions)   ms from the onset: "
+              + " ".join(f"{k * 32:>3d}+" for k in range(WINDOWS)))
+        for name in rise[0]:
+            medians = [np.median([r[name][0][k] for r in rows]) for k in range(WINDOWS)]
+            print(f"  {name:<{width}}" + " ".join(f"{m:4.1f}" for m in medians))
+
+
 def main() -> None:
     args, config, scenes = running_interruptions(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     model = verified_path(config.bargein.classifier_model)
@@ -124,15 +138,7 @@ def main() -> None:
           "of a running device (voices, rooms and device sentences never trained on)")
     print("\nmedian rise (dB) of each canceller's output over what it leaves of the same echo, "
           "per 32 ms from the onset")
-    for label, lo, hi in BINS[:2] + [("echo 10..15 dB louder", 10.0, 15.0), ("echo 15..20 dB louder", 15.0, 20.1)]:
-        rows = [r for r, s in zip(rise, scenes) if lo < s["echo_over_user_db"] <= hi]
-        if not rows:
-            continue
-        print(f"\n{label} ({len(rows)} interruptions)   ms from the onset: "
-              + " ".join(f"{k * 32:>3d}+" for k in range(WINDOWS)))
-        for name in names:
-            medians = [np.median([r[name][0][k] for r in rows]) for k in range(WINDOWS)]
-            print(f"  {name:<40}" + " ".join(f"{m:4.1f}" for m in medians))
+    print_medians(rise, scenes, 40)
     quiet = [k for k, r in enumerate(rise) if max(r[name][1] for name in names) < QUIET_DB]
     fast = sum(1 for k in quiet if latency[k] is not None and latency[k] <= SLOW_MS)
     print(f"\n{len(quiet)} of {len(scenes)} interruptions rise less than {QUIET_DB:.0f} dB in their first "

@@ -40,16 +40,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "bench"), str(REPO / "models" / "bargein")]
 
 from generate import (DEVICE_VOICE_SEED, FRAME_SAMPLES, RATE, adc, device_lines, device_reference, draw,  # noqa: E402
-                      echo_at, render, room_irs_at, say, span)
-from onset_audibility import EARLY, QUIET_DB, WINDOWS, device_front, running_interruptions, window_rises  # noqa: E402
+                      echo_at, gain_to, render, room_irs_at, say, span)
+from onset_audibility import (EARLY, QUIET_DB, device_front, print_medians, running_interruptions,  # noqa: E402
+                              window_rises)
 
-from device.scenarios import active_rms, pink_noise  # noqa: E402
+from device.scenarios import pink_noise  # noqa: E402
 
 TAPS = 96
 LOOK = 32  # samples the first mic is delayed by, so the filter can reach either side of it
 FIT_SHARE = 0.6
-ECHO_BINS = [("echo <= user", -10.1, 0.0), ("echo 0..10 dB louder", 0.0, 10.0),
-             ("echo 10..15 dB louder", 10.0, 15.0), ("echo 15..20 dB louder", 15.0, 20.1)]
 
 
 def two_mics(spec, spacing_m: float) -> dict:
@@ -57,17 +56,17 @@ def two_mics(spec, spacing_m: float) -> dict:
     nobody) and at a second mic `spacing_m` beside it: the same sounds, at the same gains."""
     rng = np.random.default_rng(spec.seed + 7)
     lead, total = span(spec)
-    ref = device_reference(spec, rng, total)
+    ref = device_reference(spec, rng)
     irs = room_irs_at(spec, rng, [(0.0, 0.0, 0.0), (spacing_m, 0.0, 0.0)])
     echoes = [echo_at(spec, ref, ir["device"]) for ir in irs]
-    gain = np.float32(10 ** (spec.echo_dbfs / 20) / active_rms(echoes[0]))
+    gain = gain_to(echoes[0], spec.echo_dbfs)
     mics = [echo * gain + pink_noise(total / RATE + 0.1, spec.fan_dbfs, seed=spec.seed + 99_991 * m)[:total]
             for m, echo in enumerate(echoes)]
     onset = lead + int(spec.onset_s * RATE)
     if spec.kind == "interruption":
         dry = say(spec.voice[0], spec.voice[1], spec.text, spec.pitch, round(spec.speed, 2))
         wet = [np.convolve(dry, ir["user"])[: len(dry) + RATE // 4] for ir in irs]
-        user_gain = np.float32(10 ** ((spec.echo_dbfs - spec.echo_over_user_db) / 20) / active_rms(wet[0]))
+        user_gain = gain_to(wet[0], spec.echo_dbfs - spec.echo_over_user_db)
         for mic, w in zip(mics, wet):
             end = min(total, onset + len(w))
             mic[onset:end] += w[: end - onset] * user_gain
@@ -89,8 +88,8 @@ def mic_to_mic(first: np.ndarray, second: np.ndarray, taps: np.ndarray) -> np.nd
 
 
 def rises(job: tuple[int, float]) -> dict[str, tuple[list[float], float]]:
-    """Per output, the rise (dB) of each 32 ms window from the onset of test scenario `index`,
-    and of its first EARLY windows together."""
+    """Per output, the rise (dB) of each 32 ms window from the onset of test scenario `index`
+    (`job`: the index and the spacing), and of its first EARLY windows together."""
     index, spacing_m = job
     spec = draw("test", index)
     person, nobody = two_mics(spec, spacing_m), two_mics(replace(spec, kind="none"), spacing_m)
@@ -124,14 +123,7 @@ def main() -> None:
           f"of a running device; a second mic {args.spacing_cm:g} cm from the device's (simulated: identical mics, "
           "a point-source loudspeaker, the filter fitted in the same room)")
     print("\nmedian rise (dB) of each output over what it leaves of the same echo, per 32 ms from the onset")
-    for label, lo, hi in ECHO_BINS:
-        rows = [r for r, s in zip(rise, scenes) if lo < s["echo_over_user_db"] <= hi]
-        if rows:
-            print(f"\n{label} ({len(rows)} interruptions)   ms from the onset: "
-                  + " ".join(f"{k * 32:>3d}+" for k in range(WINDOWS)))
-            for name in names:
-                print(f"  {name:<32}" + " ".join(f"{np.median([r[name][0][k] for r in rows]):4.1f}"
-                                                  for k in range(WINDOWS)))
+    print_medians(rise, scenes, 32)
     print(f"\nrising less than {QUIET_DB:.0f} dB in their first {EARLY * 32} ms, of {len(scenes)}:")
     for name in names:
         print(f"  {name:<32}{sum(r[name][1] < QUIET_DB for r in rise):4d}")

@@ -283,12 +283,13 @@ class BargeInPolicy:
         # The frames of a sound dying away like a knock are held back: they count once the
         # sound rises again, or the classifier has heard a person through transient_hold_frames
         # of them. If it stops hearing one first, it was a knock, and what its first frames
-        # seemed to say is dropped too.
+        # seemed to say is dropped too. Such a frame, unless transient_sure_prob sure of a person,
+        # is not sure enough for confirm_sure_frames either.
+        knock_like = dying_away and user_prob < self._cfg.transient_sure_prob
         if speech:
             self._silence_run = 0
             if user_prob >= self._cfg.confirm_user_prob:
-                if (dying_away and user_prob < self._cfg.transient_sure_prob
-                        and self._held < self._cfg.transient_hold_frames):
+                if knock_like and self._held < self._cfg.transient_hold_frames:
                     self._held += 1
                 else:
                     self._evidence += self._held + 1
@@ -300,9 +301,7 @@ class BargeInPolicy:
             self._silence_run += 1
             if self._held:
                 self._evidence = self._held = 0
-        sure = speech and user_prob >= self._cfg.confirm_sure_prob
-        if dying_away and user_prob < self._cfg.transient_sure_prob:
-            sure = False  # a knock's frame is not sure enough to skip the wait
+        sure = speech and user_prob >= self._cfg.confirm_sure_prob and not knock_like
         self._sure_run = self._sure_run + 1 if sure else 0
         if self._evidence >= needed or self._sure_run >= sure_needed:
             self.phase = Phase.CONFIRMED

@@ -368,9 +368,14 @@ def loudspeaker(audio: np.ndarray, spec: Spec) -> np.ndarray:
     return np.convolve(clipped, bandpass_fir(RATE, spec.spk_low_hz, spec.spk_high_hz), mode="same").astype(np.float32)
 
 
-def at(signal: np.ndarray, dbfs: float) -> np.ndarray:
+def gain_to(signal: np.ndarray, dbfs: float) -> np.float32:
+    """The factor that brings `signal`'s active level to `dbfs` (1 for silence)."""
     rms = active_rms(signal)
-    return signal * np.float32(10 ** (dbfs / 20) / rms) if rms > 0 else signal
+    return np.float32(10 ** (dbfs / 20) / rms) if rms > 0 else np.float32(1.0)
+
+
+def at(signal: np.ndarray, dbfs: float) -> np.ndarray:
+    return signal * gain_to(signal, dbfs)
 
 
 # -- one scenario ---------------------------------------------------------------------------
@@ -382,8 +387,9 @@ def span(spec: Spec) -> tuple[int, int]:
     return lead, lead + int(LABELLED_S * RATE)
 
 
-def device_reference(spec: Spec, rng, total: int) -> np.ndarray:
+def device_reference(spec: Spec, rng) -> np.ndarray:
     """What the device sends to its DAC: its lines one after another, with short gaps."""
+    lead, total = span(spec)
     lines = device_lines(spec.split, spec.take)
     ref = np.zeros(total, dtype=np.float32)
     pos = 0
@@ -393,7 +399,7 @@ def device_reference(spec: Spec, rng, total: int) -> np.ndarray:
         ref[pos:end] = line[: end - pos]
         pos = end + int(rng.uniform(0.1, 0.6) * RATE)
     if spec.device_pause:
-        a, b = (span(spec)[0] + int(t * RATE) for t in spec.device_pause)
+        a, b = (lead + int(t * RATE) for t in spec.device_pause)
         ref[a:b] = 0.0
     return ref
 
@@ -415,10 +421,9 @@ def render(spec: Spec) -> dict:
     """The mic and reference of a scenario (lead-in and labelled part), and the frame labels."""
     rng = np.random.default_rng(spec.seed + 7)
     lead, total = span(spec)
-    ref = device_reference(spec, rng, total)
+    ref = device_reference(spec, rng)
     irs = room_irs(spec, rng)
-    echo = echo_at(spec, ref, irs["device"])
-    echo = at(echo, spec.echo_dbfs) if active_rms(echo) > 0 else echo
+    echo = at(echo_at(spec, ref, irs["device"]), spec.echo_dbfs)
     user_dbfs = spec.echo_dbfs - spec.echo_over_user_db
     mic = echo + pink_noise(total / RATE + 0.1, spec.fan_dbfs, seed=spec.seed)[:total]
     labels = np.zeros(total // FRAME_SAMPLES, dtype=np.int8)
